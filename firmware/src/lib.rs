@@ -1,0 +1,8 @@
+//! Portcullis: router firmware that opens a port only when the owner meant it.
+//!
+//! Data flow: [`config`] (what the owner wants) → [`plan`] (pure: config + host facts →
+//! [`ruleset::Ruleset`]) → [`nft`] (the only module that speaks nf_tables netlink) → kernel.
+
+pub mod nft;
+pub mod render;
+pub mod ruleset;

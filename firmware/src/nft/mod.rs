@@ -1,0 +1,1 @@
+//! nf_tables over netlink, in pure Rust (see docs/decisions.md).

@@ -1,0 +1,1 @@
+//! Prints a ruleset in `nft` syntax.

@@ -1,0 +1,344 @@
+//! The desired nftables state as a plain value.
+//!
+//! The planner produces a [`Ruleset`]; `render` prints it in `nft` syntax for humans and
+//! diffing; `nft` lowers it to netlink messages. Keeping this vocabulary small and
+//! statement-shaped (rather than raw kernel expressions) means the printed text and the
+//! encoded batch are derived from the same value and can be checked against each other:
+//! `nft -f <printed>` and our own batch must leave identical tables in the kernel.
+//!
+//! Family is always `inet`: one table covers IPv4 and IPv6 so WAN IPv6 is filtered too.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// A whole `inet` table: everything Portcullis owns in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    /// Table name, e.g. `portcullis`.
+    pub table: String,
+    /// Named counter objects (`counter NAME { }`), read back for hit statistics.
+    pub counters: Vec<String>,
+    pub sets: Vec<Set>,
+    /// Chains in declaration order. Regular chains must be declared before a rule or map
+    /// element jumps to them; the encoder sends all chains before any rule or element.
+    pub chains: Vec<Chain>,
+}
+
+/// Data types of set keys and map values, named as `nft` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataType {
+    /// `ipv4_addr`, 4 bytes, network order.
+    Ipv4Addr,
+    /// `inet_service`, a port: 2 bytes, network order.
+    InetService,
+    /// `inet_proto`, an IP protocol number: 1 byte.
+    InetProto,
+    /// `nf_proto`, a netfilter family (`meta nfproto`): 1 byte.
+    NfProto,
+}
+
+/// What a map yields; `None` in [`Set::data`] means a plain set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetData {
+    /// A verdict map (`vmap`).
+    Verdict,
+    /// A data map; more than one type is a concatenation (`ipv4_addr . inet_service`).
+    Types(Vec<DataType>),
+}
+
+/// Set flags as `nft` spells them in `flags ...`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetFlags {
+    pub constant: bool,
+    pub interval: bool,
+    pub timeout: bool,
+    pub dynamic: bool,
+}
+
+/// A named set or map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub name: String,
+    /// Key type; more than one is a concatenation.
+    pub key: Vec<DataType>,
+    pub data: Option<SetData>,
+    pub flags: SetFlags,
+    /// Default timeout for elements added by the datapath (`timeout 10m`).
+    pub timeout: Option<Duration>,
+    /// Maximum number of elements (`size N`); required for dynamic sets.
+    pub size: Option<u32>,
+    pub elements: Vec<Element>,
+}
+
+/// One value of a key or map datum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Value {
+    Ipv4(Ipv4Addr),
+    Port(u16),
+    /// IP protocol number (6 = tcp, 17 = udp).
+    Proto(u8),
+    /// Netfilter family number (2 = ipv4, 10 = ipv6).
+    NfProto(u8),
+}
+
+/// An element key: a single (possibly concatenated) value, or an inclusive range of a
+/// non-concatenated key in an interval set. Prefixes (`10.0.0.0/8`) are ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElemKey {
+    Single(Vec<Value>),
+    Range(Value, Value),
+}
+
+/// What a map element maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElemData {
+    Verdict(Verdict),
+    Values(Vec<Value>),
+}
+
+/// A set or map element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub key: ElemKey,
+    pub data: Option<ElemData>,
+    /// Per-element timeout: the kernel removes the element when it elapses, whether or not
+    /// the daemon is alive. This is how forwards expire.
+    pub timeout: Option<Duration>,
+}
+
+/// A verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Return,
+    Jump(String),
+    Goto(String),
+}
+
+/// Hook of a base chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+}
+
+/// Type of a base chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainType {
+    Filter,
+    Nat,
+}
+
+/// Default verdict of a base chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Accept,
+    Drop,
+}
+
+/// Makes a chain a base chain attached to a netfilter hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseChain {
+    pub kind: ChainType,
+    pub hook: Hook,
+    /// Numeric priority: filter = 0, dstnat = -100, srcnat = 100.
+    pub priority: i32,
+    pub policy: Policy,
+}
+
+/// A chain and its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    pub base: Option<BaseChain>,
+    pub rules: Vec<Rule>,
+}
+
+/// A rule: statements evaluated left to right, as in `nft` syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub stmts: Vec<Stmt>,
+}
+
+/// Packet fields the planner uses as keys or values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `ip saddr` (network header offset 12, 4 bytes). Only valid after `meta nfproto ipv4`.
+    IpSaddr,
+    /// `ip daddr` (network header offset 16, 4 bytes). Only valid after `meta nfproto ipv4`.
+    IpDaddr,
+    /// `th dport` (transport header offset 2, 2 bytes).
+    ThDport,
+    /// `meta l4proto`.
+    MetaL4Proto,
+    /// `meta nfproto`.
+    MetaNfProto,
+}
+
+/// Equality operator of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Neq,
+}
+
+/// Connection-tracking states for `ct state` matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtState {
+    Invalid,
+    Established,
+    Related,
+    New,
+}
+
+/// Time unit of a rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateUnit {
+    Second,
+    Minute,
+    Hour,
+    Day,
+}
+
+/// A packet rate limit (`limit rate [over] N/unit burst B packets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub rate: u64,
+    pub unit: RateUnit,
+    pub burst: u32,
+    /// `over`: match when the rate is exceeded (inverted limit).
+    pub over: bool,
+}
+
+/// syslog level of a `log` statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Warn,
+    Notice,
+    Info,
+}
+
+/// Dynamic-set operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynsetOp {
+    /// `add @set { ... }`: insert if absent, never refresh.
+    Add,
+    /// `update @set { ... }`: insert if absent, refresh the timeout if present.
+    Update,
+}
+
+/// One statement of a rule. Matches stop evaluation of the rule when they fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stmt {
+    /// `iifname [!=] "name"`
+    Iifname(CmpOp, String),
+    /// `oifname [!=] "name"`
+    Oifname(CmpOp, String),
+    /// `meta nfproto ipv4|ipv6` (value is the family number, 2 or 10).
+    NfProto(u8),
+    /// `meta l4proto tcp|udp|...` (value is the protocol number).
+    L4Proto(u8),
+    /// `ct state s1,s2` — matches when any of the states is set.
+    CtState(Vec<CtState>),
+    /// `ct status dnat` — the connection was destination-NATed.
+    CtStatusDnat,
+    /// `KEY [!=] @set` — set membership (KEY is one field or a concatenation).
+    Lookup { key: Vec<Field>, set: String, negate: bool },
+    /// `KEY vmap @map` — jump/goto/accept/drop as the verdict map says.
+    Vmap { key: Vec<Field>, map: String },
+    /// `limit rate ...`
+    Limit(Limit),
+    /// `log prefix "..." level ...`
+    Log { prefix: String, level: LogLevel },
+    /// `counter name "NAME"` — a reference to a named counter object.
+    CounterRef(String),
+    /// `add|update @set { KEY limit rate ... }` — a per-key meter.
+    DynsetLimit { op: DynsetOp, set: String, key: Vec<Field>, limit: Limit },
+    /// `add|update @map { KEY : DATA }` — record DATA under KEY.
+    DynsetData { op: DynsetOp, set: String, key: Vec<Field>, data: Vec<Field> },
+    /// `dnat ip to ADDR[:PORT]`
+    Dnat { addr: Ipv4Addr, port: Option<u16> },
+    /// `dnat ip to KEY map @map` — the map yields `ipv4_addr` or `ipv4_addr . inet_service`.
+    DnatMap { key: Vec<Field>, map: String, with_port: bool },
+    /// `masquerade`
+    Masquerade,
+    /// A terminal verdict (`accept`, `drop`, `jump CHAIN`, ...).
+    Verdict(Verdict),
+}
+
+impl Ruleset {
+    /// Looks up a set by name.
+    pub fn set(&self, name: &str) -> Option<&Set> {
+        self.sets.iter().find(|s| s.name == name)
+    }
+
+    /// Looks up a chain by name.
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+
+    /// Number of rules in all chains (for benchmarks and status).
+    pub fn rule_count(&self) -> usize {
+        self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+}
+
+impl DataType {
+    /// Length of one value of this type in bytes, before register padding.
+    pub fn len(self) -> usize {
+        match self {
+            DataType::Ipv4Addr => 4,
+            DataType::InetService => 2,
+            DataType::InetProto | DataType::NfProto => 1,
+        }
+    }
+
+    /// The kernel-visible type id `nft` stores in NFTA_SET_KEY_TYPE / DATA_TYPE
+    /// (from nftables' `enum datatypes`). Concatenations shift these by 6 bits each.
+    pub fn nft_type_id(self) -> u32 {
+        match self {
+            DataType::Ipv4Addr => 7,
+            DataType::InetService => 13,
+            DataType::InetProto => 12,
+            DataType::NfProto => 2,
+        }
+    }
+
+    /// The name `nft` prints.
+    pub fn nft_name(self) -> &'static str {
+        match self {
+            DataType::Ipv4Addr => "ipv4_addr",
+            DataType::InetService => "inet_service",
+            DataType::InetProto => "inet_proto",
+            DataType::NfProto => "nf_proto",
+        }
+    }
+}
+
+impl Field {
+    /// The data type a field loads.
+    pub fn data_type(self) -> DataType {
+        match self {
+            Field::IpSaddr | Field::IpDaddr => DataType::Ipv4Addr,
+            Field::ThDport => DataType::InetService,
+            Field::MetaL4Proto => DataType::InetProto,
+            Field::MetaNfProto => DataType::NfProto,
+        }
+    }
+}
+
+impl RateUnit {
+    /// Length of the unit in seconds (the kernel's NFTA_LIMIT_UNIT).
+    pub fn seconds(self) -> u64 {
+        match self {
+            RateUnit::Second => 1,
+            RateUnit::Minute => 60,
+            RateUnit::Hour => 3600,
+            RateUnit::Day => 86400,
+        }
+    }
+}

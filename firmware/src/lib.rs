@@ -6,3 +6,4 @@
 pub mod nft;
 pub mod render;
 pub mod ruleset;
+pub mod config;

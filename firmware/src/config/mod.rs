@@ -1,0 +1,217 @@
+//! What the owner wants: the serde model of the config file, its parsing and validation.
+//!
+//! The file is JSON with a `version` field; see `docs/config.md`. Unknown fields are
+//! refused rather than ignored, because a misspelt `allow_from` silently ignored would open
+//! a port to the whole internet.
+
+mod types;
+mod validate;
+
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+pub use types::{Ipv4Net, PortRange, Protocol, Timestamp};
+pub use validate::{validate, Issue, Report, RESERVED_PORTS};
+
+/// The config format this build reads and writes.
+pub const VERSION: u32 = 1;
+
+/// Default lifetime of an opened trigger, as on Tomato/Asuswrt.
+pub const DEFAULT_TRIGGER_TIMEOUT_SECS: u32 = 600;
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    pub lan: Lan,
+    pub wan: Wan,
+    #[serde(default)]
+    pub management: Management,
+    #[serde(default)]
+    pub forwards: Vec<Forward>,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+}
+
+/// The LAN side: one interface (usually a bridge) and the subnets on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lan {
+    pub interface: String,
+    pub subnets: Vec<Ipv4Net>,
+}
+
+/// The WAN side. Its address is a host fact (it usually comes from DHCP), not config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wan {
+    pub interface: String,
+}
+
+/// How the router itself is managed; its ports cannot be forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Management {
+    /// TCP port of the web UI on the LAN address.
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+}
+
+fn default_http_port() -> u16 {
+    80
+}
+
+impl Default for Management {
+    fn default() -> Self {
+        Management {
+            http_port: default_http_port(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A static port forward from the WAN to a LAN host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub protocol: Protocol,
+    pub external_port: PortRange,
+    pub internal_host: Ipv4Addr,
+    /// Defaults to the external port (range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_port: Option<PortRange>,
+    /// Who may connect; empty means anyone on the internet (and `check` warns).
+    #[serde(default)]
+    pub allow_from: Vec<Ipv4Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Log new connections (rate-limited so logging cannot flood the router).
+    #[serde(default)]
+    pub log: bool,
+    /// The kernel stops forwarding at this moment, even if the daemon is dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+}
+
+impl Forward {
+    /// The internal range actually used.
+    pub fn internal_range(&self) -> PortRange {
+        self.internal_port.unwrap_or(self.external_port)
+    }
+}
+
+/// Per-source limit on new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// New connections allowed per `per` from one source address.
+    pub connections: u32,
+    pub per: Per,
+    /// Extra connections allowed in a burst before the limit bites.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    5
+}
+
+/// Time unit of a rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Per {
+    Second,
+    Minute,
+    Hour,
+}
+
+/// Port triggering: outbound traffic from a LAN host opens inbound ports to that host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub trigger_protocol: Protocol,
+    pub trigger_port: PortRange,
+    pub open_protocol: Protocol,
+    pub open_port: PortRange,
+    /// Seconds the inbound ports stay open after the last outbound trigger packet.
+    #[serde(default = "default_trigger_timeout")]
+    pub timeout_secs: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+}
+
+fn default_trigger_timeout() -> u32 {
+    DEFAULT_TRIGGER_TIMEOUT_SECS
+}
+
+/// Why a config file could not even be read as a config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config is not valid JSON for this format: {0}")]
+    Parse(#[source] serde_json::Error),
+    #[error("version: this build reads config version {VERSION}, the file says {0}")]
+    Version(u32),
+    #[error("config is invalid:\n{0}")]
+    Invalid(Report),
+}
+
+impl Config {
+    /// Parses JSON text; checks the version before anything else so that a newer file
+    /// gets a clear message instead of a confusing field error.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: Option<u32>,
+        }
+        if let Ok(VersionOnly { version: Some(v) }) = serde_json::from_str::<VersionOnly>(text) {
+            if v != VERSION {
+                return Err(ConfigError::Version(v));
+            }
+        }
+        serde_json::from_str(text).map_err(ConfigError::Parse)
+    }
+
+    /// Reads and parses a file (no validation).
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates; warnings are returned, errors refuse the config.
+    pub fn parse_valid(text: &str, now: Timestamp) -> Result<(Config, Report), ConfigError> {
+        let cfg = Config::parse(text)?;
+        let report = validate(&cfg, now);
+        if report.has_errors() {
+            return Err(ConfigError::Invalid(report));
+        }
+        Ok((cfg, report))
+    }
+
+    /// Pretty JSON, the form saved to disk.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}

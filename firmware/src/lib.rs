@@ -3,7 +3,8 @@
 //! Data flow: [`config`] (what the owner wants) → [`plan`] (pure: config + host facts →
 //! [`ruleset::Ruleset`]) → [`nft`] (the only module that speaks nf_tables netlink) → kernel.
 
+pub mod config;
 pub mod nft;
+pub mod plan;
 pub mod render;
 pub mod ruleset;
-pub mod config;

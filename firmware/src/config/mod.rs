@@ -156,6 +156,19 @@ fn default_trigger_timeout() -> u32 {
     DEFAULT_TRIGGER_TIMEOUT_SECS
 }
 
+fn strip_comment_lines(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.trim_start().starts_with("//") {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Why a config file could not even be read as a config.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -175,8 +188,12 @@ pub enum ConfigError {
 
 impl Config {
     /// Parses JSON text; checks the version before anything else so that a newer file
-    /// gets a clear message instead of a confusing field error.
+    /// gets a clear message instead of a confusing field error. Whole lines starting with
+    /// `//` are comments (blanked, so error line numbers stay right); a config the daemon
+    /// rewrites is saved without them.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let blanked = strip_comment_lines(text);
+        let text = blanked.as_str();
         #[derive(Deserialize)]
         struct VersionOnly {
             version: Option<u32>,

@@ -269,7 +269,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
     let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 impl fmt::Display for Timestamp {
@@ -293,8 +301,7 @@ impl FromStr for Timestamp {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("`{s}` is not an RFC 3339 time like 2026-11-28T18:00:00Z");
         let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ')
-        {
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
             return Err(bad());
         }
         let n = |r: std::ops::Range<usize>| -> Result<u32, String> {
@@ -303,7 +310,14 @@ impl FromStr for Timestamp {
                 .and_then(|t| t.parse().ok())
                 .ok_or_else(bad)
         };
-        let (y, mo, d, h, mi, se) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+        let (y, mo, d, h, mi, se) = (
+            n(0..4)?,
+            n(5..7)?,
+            n(8..10)?,
+            n(11..13)?,
+            n(14..16)?,
+            n(17..19)?,
+        );
         if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
             return Err(bad());
         }
@@ -360,7 +374,10 @@ mod tests {
         assert_eq!(r.to_string(), "8000-8010");
         assert!("80-".parse::<PortRange>().is_err());
         assert!("http".parse::<PortRange>().is_err());
-        assert_eq!("0".parse::<PortRange>().unwrap().problem().unwrap(), "port 0 is not a usable port");
+        assert_eq!(
+            "0".parse::<PortRange>().unwrap().problem().unwrap(),
+            "port 0 is not a usable port"
+        );
         assert!("70000".parse::<PortRange>().unwrap().problem().is_some());
         assert!("90-80".parse::<PortRange>().unwrap().problem().is_some());
     }

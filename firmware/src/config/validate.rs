@@ -53,7 +53,9 @@ impl Report {
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &Issue> {
-        self.issues.iter().filter(|i| i.severity == Severity::Warning)
+        self.issues
+            .iter()
+            .filter(|i| i.severity == Severity::Warning)
     }
 
     fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
@@ -109,13 +111,20 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
         if n.has_host_bits() {
             r.error(
                 format!("lan.subnets[{i}]"),
-                format!("{n} has host bits set; did you mean {}/{}?", n.network(), n.len),
+                format!(
+                    "{n} has host bits set; did you mean {}/{}?",
+                    n.network(),
+                    n.len
+                ),
             );
         }
         if n.len < 8 || n.len > 30 {
             r.error(
                 format!("lan.subnets[{i}]"),
-                format!("prefix length /{} is not a usable LAN (use /8 to /30)", n.len),
+                format!(
+                    "prefix length /{} is not a usable LAN (use /8 to /30)",
+                    n.len
+                ),
             );
         }
     }
@@ -249,7 +258,11 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
         if a.has_host_bits() {
             r.error(
                 format!("{at}.allow_from[{j}]"),
-                format!("{a} has host bits set; did you mean {}/{}?", a.network(), a.len),
+                format!(
+                    "{a} has host bits set; did you mean {}/{}?",
+                    a.network(),
+                    a.len
+                ),
             );
         }
     }
@@ -326,7 +339,10 @@ fn check_overlaps(r: &mut Report, claims: &[Claim], what: &str) {
                 let p = if a.proto == 6 { "tcp" } else { "udp" };
                 r.error(
                     b.field.clone(),
-                    format!("{what} {} ({p}) overlaps {} of {}", b.range, a.range, a.owner),
+                    format!(
+                        "{what} {} ({p}) overlaps {} of {}",
+                        b.range, a.range, a.owner
+                    ),
                 );
             }
         }

@@ -36,7 +36,8 @@ fn errors(cfg: &Config) -> Vec<String> {
 fn assert_refused(cfg: &Config, field: &str, needle: &str) {
     let errs = errors(cfg);
     assert!(
-        errs.iter().any(|e| e.starts_with(&format!("{field}: ")) && e.contains(needle)),
+        errs.iter()
+            .any(|e| e.starts_with(&format!("{field}: ")) && e.contains(needle)),
         "expected an error on {field} mentioning {needle:?}, got {errs:#?}"
     );
 }
@@ -54,7 +55,11 @@ fn overlapping_external_ports_between_forwards_are_refused() {
     f.external_port = "8000-8085".parse().unwrap();
     f.internal_port = None;
     c.forwards.push(f);
-    assert_refused(&c, "forwards[1].external_port", "overlaps 8080 of forward `web`");
+    assert_refused(
+        &c,
+        "forwards[1].external_port",
+        "overlaps 8080 of forward `web`",
+    );
 }
 
 #[test]
@@ -102,14 +107,22 @@ fn overlapping_trigger_ports_are_refused() {
     t.open_port = PortRange::single(114);
     t.trigger_port = "6669-6670".parse().unwrap();
     c.triggers.push(t);
-    assert_refused(&c, "triggers[1].trigger_port", "trigger port 6669-6670 (tcp) overlaps");
+    assert_refused(
+        &c,
+        "triggers[1].trigger_port",
+        "trigger port 6669-6670 (tcp) overlaps",
+    );
 }
 
 #[test]
 fn internal_host_outside_the_lan_is_refused() {
     let mut c = base();
     c.forwards[0].internal_host = "10.0.0.5".parse().unwrap();
-    assert_refused(&c, "forwards[0].internal_host", "not inside a LAN subnet (192.168.1.0/24)");
+    assert_refused(
+        &c,
+        "forwards[0].internal_host",
+        "not inside a LAN subnet (192.168.1.0/24)",
+    );
     c.forwards[0].internal_host = "192.168.1.255".parse().unwrap();
     assert_refused(&c, "forwards[0].internal_host", "broadcast");
 }
@@ -142,7 +155,11 @@ fn ports_the_router_serves_are_refused() {
     let mut c = base();
     c.forwards[0].external_port = "79-81".parse().unwrap();
     c.forwards[0].internal_port = None;
-    assert_refused(&c, "forwards[0].external_port", "80/tcp is served by the router itself (web UI)");
+    assert_refused(
+        &c,
+        "forwards[0].external_port",
+        "80/tcp is served by the router itself (web UI)",
+    );
     c.management.http_port = 8443;
     c.forwards[0].external_port = PortRange::single(8443);
     assert_refused(&c, "forwards[0].external_port", "8443/tcp");
@@ -153,10 +170,17 @@ fn ports_the_router_serves_are_refused() {
 
 #[test]
 fn malformed_cidrs_are_refused_at_parse_time_naming_the_value() {
-    let text = serde_json::to_string(&base()).unwrap().replace("203.0.113.0/24", "203.0.113.0/33");
+    let text = serde_json::to_string(&base())
+        .unwrap()
+        .replace("203.0.113.0/24", "203.0.113.0/33");
     let err = Config::parse(&text).unwrap_err().to_string();
-    assert!(err.contains("203.0.113.0/33") && err.contains("longer than 32"), "{err}");
-    let text = serde_json::to_string(&base()).unwrap().replace("203.0.113.0/24", "203.0.113/24");
+    assert!(
+        err.contains("203.0.113.0/33") && err.contains("longer than 32"),
+        "{err}"
+    );
+    let text = serde_json::to_string(&base())
+        .unwrap()
+        .replace("203.0.113.0/24", "203.0.113/24");
     let err = Config::parse(&text).unwrap_err().to_string();
     assert!(err.contains("not an IPv4 address or prefix"), "{err}");
 }
@@ -165,7 +189,11 @@ fn malformed_cidrs_are_refused_at_parse_time_naming_the_value() {
 fn cidrs_with_host_bits_are_refused() {
     let mut c = base();
     c.forwards[0].allow_from = vec!["203.0.113.7/24".parse().unwrap()];
-    assert_refused(&c, "forwards[0].allow_from[0]", "did you mean 203.0.113.0/24");
+    assert_refused(
+        &c,
+        "forwards[0].allow_from[0]",
+        "did you mean 203.0.113.0/24",
+    );
     c.lan.subnets = vec!["192.168.1.1/24".parse().unwrap()];
     assert_refused(&c, "lan.subnets[0]", "host bits");
 }
@@ -229,10 +257,14 @@ fn rate_limits_and_timeouts_must_be_sane() {
 
 #[test]
 fn unknown_fields_and_wrong_versions_are_refused() {
-    let text = serde_json::to_string(&base()).unwrap().replace("\"allow_from\"", "\"allow_form\"");
+    let text = serde_json::to_string(&base())
+        .unwrap()
+        .replace("\"allow_from\"", "\"allow_form\"");
     let err = Config::parse(&text).unwrap_err().to_string();
     assert!(err.contains("unknown field `allow_form`"), "{err}");
-    let text = serde_json::to_string(&base()).unwrap().replace("\"version\":1", "\"version\":2");
+    let text = serde_json::to_string(&base())
+        .unwrap()
+        .replace("\"version\":1", "\"version\":2");
     let err = Config::parse(&text).unwrap_err().to_string();
     assert!(err.starts_with("version:"), "{err}");
 }

@@ -8,3 +8,5 @@ pub mod nft;
 pub mod plan;
 pub mod render;
 pub mod ruleset;
+pub mod facts;
+pub mod store;

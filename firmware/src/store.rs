@@ -1,0 +1,121 @@
+//! Saving the config so that a crash or power cut never leaves a torn file.
+//!
+//! Write a temporary file in the same directory, fsync it, rename it over the old one,
+//! then fsync the directory so the rename itself is durable. Readers see either the old
+//! file or the new one, never a mix.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Failures while saving; each names the step and the path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("creating temporary file {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing temporary file {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("renaming {from} over {to}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("syncing directory {path}")]
+    SyncDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Atomically replaces `path` with `contents`.
+pub fn save_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = write_synced(&tmp, contents).and_then(|()| {
+        fs::rename(&tmp, path).map_err(|source| StoreError::Rename {
+            from: tmp.clone(),
+            to: path.to_path_buf(),
+            source,
+        })
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return result;
+    }
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StoreError::SyncDir { path: dir, source })
+}
+
+fn write_synced(tmp: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .or_else(|_| {
+            // A leftover from a crash of a process with the same pid: replace it.
+            let _ = fs::remove_file(tmp);
+            OpenOptions::new().write(true).create_new(true).open(tmp)
+        })
+        .map_err(|source| StoreError::Create {
+            path: tmp.to_path_buf(),
+            source,
+        })?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .map_err(|source| StoreError::Write {
+            path: tmp.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_and_leaves_no_temporary_behind() {
+        let dir = std::env::temp_dir().join(format!("pcx-store-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.json");
+        save_atomic(&p, b"one").unwrap();
+        save_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("config.json")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_save_keeps_the_old_file() {
+        let dir = std::env::temp_dir().join(format!("pcx-store-fail-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.json");
+        save_atomic(&p, b"old").unwrap();
+        // Renaming a file over a non-empty directory fails: the old contents must survive.
+        let blocker = dir.join("sub");
+        fs::create_dir_all(blocker.join("x")).unwrap();
+        assert!(save_atomic(&blocker, b"new").is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        assert!(!dir.join(".sub.tmp-".to_string() + &std::process::id().to_string()).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,67 @@
+# Portcullis: every entry point. `make run` runs the product, `make test` runs the tests.
+# Both install what they need on a fresh Debian 12 machine (apt packages, crates).
+
+SHELL := /bin/bash
+CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
+OUT := out
+APT_PACKAGES := nftables iproute2 nmap socat conntrack iperf3 wrk procps psmisc curl python3
+BIN := target/debug/portcullis
+RELEASE_BIN := target/release/portcullis
+
+.PHONY: all run demo test lint unit e2e bench deps toolchain build release clean
+
+all: build
+
+## Installs system packages (once per machine; the stamp lives in out/).
+deps: $(OUT)/.deps-stamp toolchain
+$(OUT)/.deps-stamp:
+	@mkdir -p $(OUT)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+## A Rust toolchain: the machine's rustup one if present, else Debian's rustc-web/cargo-web.
+toolchain:
+	@if ! command -v $(CARGO) >/dev/null 2>&1; then \
+		echo "no cargo found: installing Debian's rustc-web and cargo-web"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rustc-web cargo-web; \
+	fi
+
+build: deps
+	$(CARGO) build -p portcullis
+
+release: deps
+	$(CARGO) build -p portcullis --release
+
+## Runs the product: a wan/router/lan topology in network namespaces with the example
+## config applied and the daemon running until Ctrl-C; everything is removed afterwards.
+run: demo
+demo: release
+	tests/demo/netns-demo.sh $(RELEASE_BIN) firmware/examples/home.json
+
+lint: toolchain
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: toolchain
+	$(CARGO) test -p portcullis
+
+e2e: build
+	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test -p portcullis-e2e
+
+## The README's test command: lint, unit tests, kernel tests (root), end-to-end tests.
+test: deps lint
+	$(CARGO) build -p portcullis
+	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test --workspace
+
+## Benchmarks; results go to BENCHMARKS.md by hand with the command that produced them.
+bench: release
+	$(CARGO) build --release -p portcullis-e2e --benches
+	PORTCULLIS_BIN=$(CURDIR)/$(RELEASE_BIN) $(CARGO) bench -p portcullis-e2e
+
+clean:
+	$(CARGO) clean
+	rm -rf $(OUT)

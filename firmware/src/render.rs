@@ -234,12 +234,12 @@ fn stmt(s: &Stmt) -> String {
             key,
             limit: l,
         } => format!("{} @{set} {{ {} {} }}", dynop(*op), fields(key), limit(l)),
-        Stmt::DynsetData {
-            op,
-            set,
-            key,
-            data,
-        } => format!("{} @{set} {{ {} : {} }}", dynop(*op), fields(key), fields(data)),
+        Stmt::DynsetData { op, set, key, data } => format!(
+            "{} @{set} {{ {} : {} }}",
+            dynop(*op),
+            fields(key),
+            fields(data)
+        ),
         Stmt::Dnat { addr, port } => match port {
             Some(p) => format!("dnat ip to {addr}:{p}"),
             None => format!("dnat ip to {addr}"),
@@ -308,7 +308,12 @@ pub fn duration(d: Duration) -> String {
         return "0s".into();
     }
     let mut s = String::new();
-    for (unit, len) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, len) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if ms >= len {
             let _ = write!(s, "{}{unit}", ms / len);
             ms %= len;

@@ -247,7 +247,11 @@ pub enum Stmt {
     /// `ct status dnat` — the connection was destination-NATed.
     CtStatusDnat,
     /// `KEY [!=] @set` — set membership (KEY is one field or a concatenation).
-    Lookup { key: Vec<Field>, set: String, negate: bool },
+    Lookup {
+        key: Vec<Field>,
+        set: String,
+        negate: bool,
+    },
     /// `KEY vmap @map` — jump/goto/accept/drop as the verdict map says.
     Vmap { key: Vec<Field>, map: String },
     /// `limit rate ...`
@@ -257,13 +261,27 @@ pub enum Stmt {
     /// `counter name "NAME"` — a reference to a named counter object.
     CounterRef(String),
     /// `add|update @set { KEY limit rate ... }` — a per-key meter.
-    DynsetLimit { op: DynsetOp, set: String, key: Vec<Field>, limit: Limit },
+    DynsetLimit {
+        op: DynsetOp,
+        set: String,
+        key: Vec<Field>,
+        limit: Limit,
+    },
     /// `add|update @map { KEY : DATA }` — record DATA under KEY.
-    DynsetData { op: DynsetOp, set: String, key: Vec<Field>, data: Vec<Field> },
+    DynsetData {
+        op: DynsetOp,
+        set: String,
+        key: Vec<Field>,
+        data: Vec<Field>,
+    },
     /// `dnat ip to ADDR[:PORT]`
     Dnat { addr: Ipv4Addr, port: Option<u16> },
     /// `dnat ip to KEY map @map` — the map yields `ipv4_addr` or `ipv4_addr . inet_service`.
-    DnatMap { key: Vec<Field>, map: String, with_port: bool },
+    DnatMap {
+        key: Vec<Field>,
+        map: String,
+        with_port: bool,
+    },
     /// `masquerade`
     Masquerade,
     /// A terminal verdict (`accept`, `drop`, `jump CHAIN`, ...).

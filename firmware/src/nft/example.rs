@@ -1,0 +1,334 @@
+//! A small ruleset that uses every statement and every kind of set, shaped like what the
+//! planner produces for one web forward, one port-range forward and one trigger.
+//!
+//! Shared by the golden-byte unit tests and the kernel tests (which load its rendered text
+//! with `nft -f` and compare listings), so it is public but hidden from docs.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::ruleset::*;
+
+fn ip(s: &str) -> Value {
+    Value::Ipv4(s.parse().expect("test address"))
+}
+
+fn range(a: &str, b: &str) -> ElemKey {
+    ElemKey::Range(ip(a), ip(b))
+}
+
+fn elem(key: ElemKey) -> Element {
+    Element {
+        key,
+        data: None,
+        timeout: None,
+    }
+}
+
+fn jump(key: ElemKey, chain: &str, timeout: Option<Duration>) -> Element {
+    Element {
+        key,
+        data: Some(ElemData::Verdict(Verdict::Jump(chain.into()))),
+        timeout,
+    }
+}
+
+fn set(name: &str, key: DataType, flags: SetFlags, elements: Vec<Element>) -> Set {
+    Set {
+        name: name.into(),
+        key: vec![key],
+        data: None,
+        flags,
+        timeout: None,
+        size: None,
+        elements,
+    }
+}
+
+fn rule(stmts: Vec<Stmt>) -> Rule {
+    Rule { stmts }
+}
+
+const INTERVAL: SetFlags = SetFlags {
+    constant: false,
+    interval: true,
+    timeout: false,
+    dynamic: false,
+};
+const DYNAMIC: SetFlags = SetFlags {
+    constant: false,
+    interval: false,
+    timeout: true,
+    dynamic: true,
+};
+
+/// The representative ruleset (table `name`).
+pub fn example_ruleset(name: &str) -> Ruleset {
+    use Field::*;
+    let port = |p| ElemKey::Single(vec![Value::Port(p)]);
+    let ports = |a, b| ElemKey::Range(Value::Port(a), Value::Port(b));
+    let limit = |rate, unit, over| Limit {
+        rate,
+        unit,
+        burst: 5,
+        over,
+    };
+    let sets = vec![
+        set(
+            "fwd_web_allow",
+            DataType::Ipv4Addr,
+            INTERVAL,
+            vec![
+                elem(range("10.0.0.0", "10.255.255.255")),
+                elem(ElemKey::Single(vec![ip("1.2.3.4")])),
+            ],
+        ),
+        Set {
+            timeout: Some(Duration::from_secs(60)),
+            size: Some(65535),
+            ..set("fwd_web_rl", DataType::Ipv4Addr, DYNAMIC, vec![])
+        },
+        set(
+            "wan_addrs",
+            DataType::Ipv4Addr,
+            SetFlags::default(),
+            vec![elem(ElemKey::Single(vec![ip("203.0.113.2")]))],
+        ),
+        set(
+            "lan_nets",
+            DataType::Ipv4Addr,
+            INTERVAL,
+            vec![elem(range("192.168.1.0", "192.168.1.255"))],
+        ),
+        Set {
+            data: Some(SetData::Verdict),
+            flags: SetFlags {
+                timeout: true,
+                ..INTERVAL
+            },
+            ..set(
+                "inbound_tcp",
+                DataType::InetService,
+                INTERVAL,
+                vec![
+                    jump(port(8080), "fwd_web", None),
+                    jump(
+                        ports(9000, 9010),
+                        "fwd_rng",
+                        Some(Duration::from_secs(3600)),
+                    ),
+                    jump(ports(7000, 7010), "trg_irc_in", None),
+                ],
+            )
+        },
+        Set {
+            data: Some(SetData::Types(vec![
+                DataType::Ipv4Addr,
+                DataType::InetService,
+            ])),
+            ..set(
+                "fwd_rng_ports",
+                DataType::InetService,
+                SetFlags::default(),
+                vec![Element {
+                    key: port(9000),
+                    data: Some(ElemData::Values(vec![
+                        ip("192.168.1.10"),
+                        Value::Port(19000),
+                    ])),
+                    timeout: None,
+                }],
+            )
+        },
+        Set {
+            data: Some(SetData::Types(vec![DataType::Ipv4Addr])),
+            timeout: Some(Duration::from_secs(600)),
+            size: Some(65535),
+            ..set("trg_irc", DataType::NfProto, DYNAMIC, vec![])
+        },
+        Set {
+            data: Some(SetData::Verdict),
+            ..set(
+                "trigger_out_tcp",
+                DataType::InetService,
+                INTERVAL,
+                vec![jump(ports(6660, 6669), "trg_irc_out", None)],
+            )
+        },
+    ];
+    let dnat = |proto| {
+        rule(vec![
+            Stmt::L4Proto(proto),
+            Stmt::Dnat {
+                addr: Ipv4Addr::new(192, 168, 1, 10),
+                port: Some(80),
+            },
+        ])
+    };
+    let chains = vec![
+        Chain {
+            name: "fwd_web".into(),
+            base: None,
+            rules: vec![
+                rule(vec![
+                    Stmt::NfProto(2),
+                    Stmt::Iifname(CmpOp::Neq, "lan0".into()),
+                    Stmt::Lookup {
+                        key: vec![IpSaddr],
+                        set: "fwd_web_allow".into(),
+                        negate: true,
+                    },
+                    Stmt::Verdict(Verdict::Drop),
+                ]),
+                rule(vec![
+                    Stmt::NfProto(2),
+                    Stmt::DynsetLimit {
+                        op: DynsetOp::Add,
+                        set: "fwd_web_rl".into(),
+                        key: vec![IpSaddr],
+                        limit: limit(10, RateUnit::Second, true),
+                    },
+                    Stmt::Verdict(Verdict::Drop),
+                ]),
+                rule(vec![
+                    Stmt::Limit(limit(10, RateUnit::Minute, false)),
+                    Stmt::Log {
+                        prefix: "portcullis fwd web: ".into(),
+                        level: LogLevel::Info,
+                    },
+                ]),
+                rule(vec![Stmt::CounterRef("fwd_web".into())]),
+                dnat(6),
+                dnat(17),
+            ],
+        },
+        Chain {
+            name: "fwd_rng".into(),
+            base: None,
+            rules: vec![rule(vec![
+                Stmt::L4Proto(6),
+                Stmt::DnatMap {
+                    key: vec![ThDport],
+                    map: "fwd_rng_ports".into(),
+                    with_port: true,
+                },
+            ])],
+        },
+        Chain {
+            name: "trg_irc_in".into(),
+            base: None,
+            rules: vec![rule(vec![Stmt::DnatMap {
+                key: vec![MetaNfProto],
+                map: "trg_irc".into(),
+                with_port: false,
+            }])],
+        },
+        Chain {
+            name: "trg_irc_out".into(),
+            base: None,
+            rules: vec![rule(vec![Stmt::DynsetData {
+                op: DynsetOp::Update,
+                set: "trg_irc".into(),
+                key: vec![MetaNfProto],
+                data: vec![IpSaddr],
+            }])],
+        },
+        Chain {
+            name: "dstnat".into(),
+            base: Some(BaseChain {
+                kind: ChainType::Nat,
+                hook: Hook::Prerouting,
+                priority: -100,
+                policy: Policy::Accept,
+            }),
+            rules: vec![
+                rule(vec![
+                    Stmt::Iifname(CmpOp::Eq, "wan0".into()),
+                    Stmt::NfProto(2),
+                    Stmt::L4Proto(6),
+                    Stmt::Vmap {
+                        key: vec![ThDport],
+                        map: "inbound_tcp".into(),
+                    },
+                ]),
+                rule(vec![
+                    Stmt::Iifname(CmpOp::Eq, "lan0".into()),
+                    Stmt::NfProto(2),
+                    Stmt::Lookup {
+                        key: vec![IpDaddr],
+                        set: "wan_addrs".into(),
+                        negate: false,
+                    },
+                    Stmt::L4Proto(6),
+                    Stmt::Vmap {
+                        key: vec![ThDport],
+                        map: "inbound_tcp".into(),
+                    },
+                ]),
+            ],
+        },
+        Chain {
+            name: "forward".into(),
+            base: Some(BaseChain {
+                kind: ChainType::Filter,
+                hook: Hook::Forward,
+                priority: 0,
+                policy: Policy::Drop,
+            }),
+            rules: vec![
+                rule(vec![
+                    Stmt::Iifname(CmpOp::Eq, "lan0".into()),
+                    Stmt::Oifname(CmpOp::Eq, "wan0".into()),
+                    Stmt::NfProto(2),
+                    Stmt::L4Proto(6),
+                    Stmt::Vmap {
+                        key: vec![ThDport],
+                        map: "trigger_out_tcp".into(),
+                    },
+                ]),
+                rule(vec![
+                    Stmt::CtState(vec![CtState::Established, CtState::Related]),
+                    Stmt::Verdict(Verdict::Accept),
+                ]),
+                rule(vec![
+                    Stmt::CtState(vec![CtState::Invalid]),
+                    Stmt::Verdict(Verdict::Drop),
+                ]),
+                rule(vec![Stmt::CtStatusDnat, Stmt::Verdict(Verdict::Accept)]),
+            ],
+        },
+        Chain {
+            name: "srcnat".into(),
+            base: Some(BaseChain {
+                kind: ChainType::Nat,
+                hook: Hook::Postrouting,
+                priority: 100,
+                policy: Policy::Accept,
+            }),
+            rules: vec![
+                rule(vec![
+                    Stmt::NfProto(2),
+                    Stmt::Oifname(CmpOp::Eq, "wan0".into()),
+                    Stmt::Masquerade,
+                ]),
+                rule(vec![
+                    Stmt::NfProto(2),
+                    Stmt::Oifname(CmpOp::Eq, "lan0".into()),
+                    Stmt::Lookup {
+                        key: vec![IpSaddr],
+                        set: "lan_nets".into(),
+                        negate: false,
+                    },
+                    Stmt::CtStatusDnat,
+                    Stmt::Masquerade,
+                ]),
+            ],
+        },
+    ];
+    Ruleset {
+        table: name.into(),
+        counters: vec!["fwd_web".into()],
+        sets,
+        chains,
+    }
+}

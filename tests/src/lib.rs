@@ -1,1 +1,26 @@
-//! Helpers for end-to-end tests.
+//! Harness for Portcullis's end-to-end tests.
+//!
+//! A [`Topology`] builds three network namespaces (WAN host, router, LAN host) plus a
+//! second LAN client, wires them with veth pairs and removes everything when dropped.
+//! Servers on the hosts answer with a label so a test knows which service it reached
+//! ([`servers`]); clients connect from a chosen source address with short timeouts
+//! ([`clients`]); [`cli`] runs the `portcullis` binary inside the router namespace.
+//!
+//! Everything here needs root (network namespaces, nftables).
+
+pub mod cli;
+pub mod clients;
+pub mod config;
+pub mod netns;
+pub mod nft;
+pub mod poll;
+pub mod scan;
+pub mod servers;
+pub mod time;
+pub mod topology;
+
+pub use clients::{Probe, ProbeError};
+pub use config::{Config, Forward, Trigger};
+pub use topology::{
+    Topology, LAN_CLIENT, LAN_HOST, LAN_HOST_2, ROUTER_LAN, ROUTER_WAN, WAN_HOST, WAN_HOST_2,
+};

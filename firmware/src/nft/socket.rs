@@ -1,0 +1,555 @@
+//! The IO half: one `NETLINK_NETFILTER` socket, batches sent whole, every ack checked.
+
+use std::collections::HashMap;
+use std::io;
+use std::time::{Duration, Instant};
+
+use netlink_sys::{Socket, SocketAddr};
+use nix::sys::socket::{setsockopt, sockopt};
+
+use super::batch::{encode_add_elements, encode_apply_batch, encode_delete_elements, Batch};
+use super::error::NftError;
+use super::state::{
+    assemble, decode_chain, decode_counter, decode_elements, decode_rule, decode_set, ChainState,
+    RawElem, SetState, TableState,
+};
+use super::uapi::*;
+use super::wire::{messages, MsgBuf};
+use crate::ruleset::{ElemKey, Element, Ruleset};
+
+/// Receive buffer for one datagram. Dump skbs are at most 32 KiB (netlink caps them);
+/// the margin lets us detect truncation instead of silently losing attributes.
+const RECV_BUF: usize = 256 * 1024;
+
+/// Kernel socket memory accounting charges roughly this much per queued ack skb.
+const ACK_TRUESIZE: usize = 1024;
+
+/// An open nf_tables netlink socket.
+pub struct Nft {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+    sndbuf: usize,
+    rcvbuf: usize,
+}
+
+/// What an apply did, for logs and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Messages in the batch (excluding begin/end), each acknowledged.
+    pub messages: usize,
+    /// Size of the batch in bytes.
+    pub bytes: usize,
+    /// Chains, rules, sets and kernel-side set elements verified after commit.
+    pub chains: usize,
+    pub rules: usize,
+    pub sets: usize,
+    pub elements: usize,
+    /// Time from sending to the last ack (the kernel's commit).
+    pub commit_time: Duration,
+    /// Time spent reading the table back to verify it.
+    pub verify_time: Duration,
+}
+
+fn proto_error(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// errno of an `NLMSG_ERROR` payload (0 is an ack).
+fn nlmsg_errno(payload: &[u8]) -> Option<i32> {
+    Some(-i32::from_ne_bytes(payload.get(..4)?.try_into().ok()?))
+}
+
+impl Nft {
+    /// Opens and binds the socket. Extended acks are requested so errors point at the
+    /// message, and capped acks keep error replies small (no copy of the request).
+    pub fn open() -> Result<Nft, NftError> {
+        let mut sock = Socket::new(NETLINK_NETFILTER).map_err(NftError::Open)?;
+        sock.bind_auto().map_err(NftError::Open)?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(NftError::Open)?;
+        sock.set_ext_ack(true).map_err(NftError::Open)?;
+        sock.set_cap_ack(true).map_err(NftError::Open)?;
+        let seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(1);
+        Ok(Nft {
+            sock,
+            seq,
+            buf: Vec::with_capacity(RECV_BUF),
+            sndbuf: 0,
+            rcvbuf: 0,
+        })
+    }
+
+    fn next_seq(&mut self, n: usize) -> u32 {
+        let s = self.seq;
+        self.seq = self.seq.wrapping_add(n as u32 + 2);
+        s
+    }
+
+    /// Grows the socket buffers so a whole batch fits in one `sendmsg` and all its acks
+    /// fit in the receive queue. `*BUFFORCE` (CAP_NET_ADMIN) bypasses the sysctl limits,
+    /// as `nft` does for large rulesets.
+    fn size_buffers(&mut self, bytes: usize, acks: usize) -> io::Result<()> {
+        let snd = bytes + 64 * 1024;
+        if snd > self.sndbuf {
+            setsockopt(&self.sock, sockopt::SndBufForce, &snd).map_err(io::Error::from)?;
+            self.sndbuf = snd;
+        }
+        let rcv = (acks * ACK_TRUESIZE).max(1024 * 1024);
+        if rcv > self.rcvbuf {
+            setsockopt(&self.sock, sockopt::RcvBufForce, &rcv).map_err(io::Error::from)?;
+            self.rcvbuf = rcv;
+        }
+        Ok(())
+    }
+
+    /// Reads one datagram into `self.buf`; `nonblocking` returns Ok(false) when empty.
+    fn recv_one(&mut self, nonblocking: bool) -> io::Result<bool> {
+        self.buf.clear();
+        let flags = nix::libc::MSG_TRUNC
+            | if nonblocking {
+                nix::libc::MSG_DONTWAIT
+            } else {
+                0
+            };
+        match self.sock.recv(&mut self.buf, flags) {
+            Ok(n) if n > RECV_BUF => Err(proto_error(
+                "netlink datagram larger than the receive buffer",
+            )),
+            Ok(_) => Ok(true),
+            Err(e) if nonblocking && e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends a batch and checks the ack of every message.
+    ///
+    /// nfnetlink processes a batch synchronously inside `sendmsg` and queues all acks
+    /// before returning, so once the send is done every answer is already waiting: we
+    /// drain without blocking, and a missing ack is reported instead of hanging forever.
+    fn transact(&mut self, batch: &Batch<'_>, what: &'static str) -> Result<(), NftError> {
+        self.size_buffers(batch.bytes().len(), batch.len())
+            .map_err(|source| NftError::Send { what, source })?;
+        // Stale answers from an interrupted earlier request must not be taken for ours.
+        while self
+            .recv_one(true)
+            .map_err(|source| NftError::Receive { what, source })?
+        {}
+        self.sock
+            .send(batch.bytes(), 0)
+            .map_err(|source| NftError::Send { what, source })?;
+        let seqs = batch.seqs();
+        let mut acked = vec![false; batch.len()];
+        let mut pending = batch.len();
+        let mut first_error: Option<(u32, i32)> = None;
+        while pending > 0 {
+            let got = self
+                .recv_one(true)
+                .map_err(|source| NftError::Receive { what, source })?;
+            if !got {
+                break;
+            }
+            for m in messages(&self.buf) {
+                let m = m.map_err(|e| NftError::Receive {
+                    what,
+                    source: proto_error(e),
+                })?;
+                if m.ty != NLMSG_ERROR {
+                    continue;
+                }
+                let errno = nlmsg_errno(m.payload).ok_or_else(|| NftError::Receive {
+                    what,
+                    source: proto_error("short ack"),
+                })?;
+                if errno != 0 && first_error.is_none_or(|(s, _)| m.seq < s) {
+                    first_error = Some((m.seq, errno));
+                }
+                if seqs.contains(&m.seq) {
+                    let i = (m.seq - seqs.start) as usize;
+                    if !acked[i] {
+                        acked[i] = true;
+                        pending -= 1;
+                    }
+                } else if errno != 0 && (m.seq + 1 == seqs.start || m.seq == seqs.end) {
+                    // An error on batch begin/end: nothing in the batch was applied.
+                    pending = 0;
+                }
+            }
+        }
+        if let Some((seq, errno)) = first_error {
+            return Err(NftError::Rejected {
+                object: batch.describe(seq),
+                source: io::Error::from_raw_os_error(errno),
+            });
+        }
+        if pending > 0 {
+            let first = acked.iter().position(|a| !a).unwrap_or(0) as u32 + seqs.start;
+            return Err(NftError::MissingAck {
+                what,
+                missing: pending,
+                first: batch.describe(first),
+            });
+        }
+        Ok(())
+    }
+
+    /// Replaces table `rs.table` with `rs` in one transaction, then reads it back and
+    /// verifies chains, rule counts, sets, counters and element counts.
+    ///
+    /// On `Rejected` the kernel aborted the transaction: the previous table (if any) is
+    /// still installed, unchanged.
+    pub fn apply(&mut self, rs: &Ruleset) -> Result<ApplyReport, NftError> {
+        let t0 = Instant::now();
+        let seq = self.next_seq(0);
+        let batch = encode_apply_batch(rs, seq);
+        self.seq = batch.next_seq();
+        self.transact(&batch, "the ruleset batch")?;
+        let t1 = Instant::now();
+        let mut report = self.verify(rs, &batch)?;
+        report.messages = batch.len();
+        report.bytes = batch.bytes().len();
+        report.commit_time = t1 - t0;
+        report.verify_time = t1.elapsed();
+        Ok(report)
+    }
+
+    fn verify(&mut self, rs: &Ruleset, batch: &Batch<'_>) -> Result<ApplyReport, NftError> {
+        let table = rs.table.as_str();
+        let mismatch = |detail: String| NftError::Verify {
+            table: table.to_string(),
+            detail,
+            source: io::Error::other("kernel state differs"),
+        };
+        let chains = self.dump_chains(table)?;
+        let want: Vec<(&str, usize)> = rs
+            .chains
+            .iter()
+            .map(|c| (c.name.as_str(), c.rules.len()))
+            .collect();
+        let got: Vec<(&str, usize)> = chains.iter().map(|c| (c.name.as_str(), c.rules)).collect();
+        if want.len() != got.len() {
+            return Err(mismatch(format!(
+                "{} chains instead of {}",
+                got.len(),
+                want.len()
+            )));
+        }
+        let mut got_sorted = got.clone();
+        got_sorted.sort_unstable();
+        let mut want_sorted = want.clone();
+        want_sorted.sort_unstable();
+        if let Some((w, g)) = want_sorted.iter().zip(&got_sorted).find(|(w, g)| w != g) {
+            return Err(mismatch(format!(
+                "chain {} with {} rules expected, found chain {} with {} rules",
+                w.0, w.1, g.0, g.1
+            )));
+        }
+        let sets = self.dump_sets(table)?;
+        let mut set_names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
+        set_names.sort_unstable();
+        let mut want_sets: Vec<&str> = rs.sets.iter().map(|s| s.name.as_str()).collect();
+        want_sets.sort_unstable();
+        if set_names != want_sets {
+            return Err(mismatch(format!(
+                "sets {set_names:?} instead of {want_sets:?}"
+            )));
+        }
+        let mut elements = 0;
+        let counts: HashMap<&str, usize> = batch.element_counts.iter().copied().collect();
+        for s in rs.sets.iter().filter(|s| !s.flags.dynamic) {
+            let state = sets
+                .iter()
+                .find(|x| x.name == s.name)
+                .expect("checked above");
+            let n = self.count_elements(table, state)?;
+            let want = counts.get(s.name.as_str()).copied().unwrap_or(0);
+            if n != want {
+                return Err(mismatch(format!(
+                    "set {} holds {n} elements instead of {want}",
+                    s.name
+                )));
+            }
+            elements += n;
+        }
+        let counters = self.dump_counters(table)?;
+        let mut names: Vec<&str> = counters.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        let mut want_c: Vec<&str> = rs.counters.iter().map(String::as_str).collect();
+        want_c.sort_unstable();
+        if names != want_c {
+            return Err(mismatch(format!(
+                "counters {names:?} instead of {want_c:?}"
+            )));
+        }
+        Ok(ApplyReport {
+            chains: got.len(),
+            rules: got.iter().map(|c| c.1).sum(),
+            sets: sets.len(),
+            elements,
+            ..ApplyReport::default()
+        })
+    }
+
+    /// Sends one dump request and feeds every reply message to `f` until `NLMSG_DONE`.
+    fn dump(
+        &mut self,
+        msg: u16,
+        table: &str,
+        what: &'static str,
+        attrs: impl FnOnce(&mut MsgBuf),
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<(), NftError> {
+        let err = |source| NftError::Dump {
+            what,
+            table: table.to_string(),
+            source,
+        };
+        let seq = self.next_seq(0);
+        let mut b = MsgBuf::with_capacity(128);
+        let m = b.begin_nft(msg, NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO_INET);
+        attrs(&mut b);
+        b.end(m);
+        while self.recv_one(true).map_err(err)? {}
+        self.sock.send(&b.buf, 0).map_err(err)?;
+        loop {
+            self.recv_one(false).map_err(err)?;
+            for m in messages(&self.buf) {
+                let m = m.map_err(|e| err(proto_error(e)))?;
+                if m.seq != seq {
+                    continue;
+                }
+                match m.ty {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => match nlmsg_errno(m.payload) {
+                        Some(0) => return Ok(()),
+                        Some(e) => return Err(err(io::Error::from_raw_os_error(e))),
+                        None => return Err(err(proto_error("short error message"))),
+                    },
+                    _ => f(m.payload),
+                }
+            }
+        }
+    }
+
+    fn dump_chains(&mut self, table: &str) -> Result<Vec<ChainState>, NftError> {
+        let mut chains = Vec::new();
+        let mut index = HashMap::new();
+        self.dump(
+            NFT_MSG_GETCHAIN,
+            table,
+            "chains",
+            |b| b.put_strz(NFTA_CHAIN_TABLE, table),
+            |p| {
+                if let Some((t, name)) = decode_chain(p) {
+                    if t == table {
+                        index.insert(name.to_string(), chains.len());
+                        chains.push(ChainState {
+                            name: name.to_string(),
+                            rules: 0,
+                        });
+                    }
+                }
+            },
+        )?;
+        self.dump(
+            NFT_MSG_GETRULE,
+            table,
+            "rules",
+            |b| b.put_strz(NFTA_RULE_TABLE, table),
+            |p| {
+                if let Some((t, chain)) = decode_rule(p) {
+                    if t == table {
+                        if let Some(&i) = index.get(chain) {
+                            chains[i].rules += 1;
+                        }
+                    }
+                }
+            },
+        )?;
+        Ok(chains)
+    }
+
+    fn dump_sets(&mut self, table: &str) -> Result<Vec<SetState>, NftError> {
+        let mut sets = Vec::new();
+        let mut bad = false;
+        self.dump(
+            NFT_MSG_GETSET,
+            table,
+            "sets",
+            |b| b.put_strz(NFTA_SET_TABLE, table),
+            |p| match decode_set(p) {
+                Some((t, s)) if t == table => sets.push(s),
+                Some(_) => {}
+                None => bad = true,
+            },
+        )?;
+        if bad {
+            return Err(NftError::Dump {
+                what: "sets",
+                table: table.into(),
+                source: proto_error("set with unknown key or data type"),
+            });
+        }
+        Ok(sets)
+    }
+
+    fn dump_raw_elements(&mut self, table: &str, set: &SetState) -> Result<Vec<RawElem>, NftError> {
+        let mut raw = Vec::new();
+        let mut bad = false;
+        self.dump(
+            NFT_MSG_GETSETELEM,
+            table,
+            "set elements",
+            |b| {
+                b.put_strz(NFTA_SET_ELEM_LIST_TABLE, table);
+                b.put_strz(NFTA_SET_ELEM_LIST_SET, &set.name);
+            },
+            |p| bad |= decode_elements(p, set.data.as_ref(), &mut raw).is_none(),
+        )?;
+        if bad {
+            return Err(NftError::Dump {
+                what: "set elements",
+                table: table.into(),
+                source: proto_error("undecodable set element"),
+            });
+        }
+        Ok(raw)
+    }
+
+    fn count_elements(&mut self, table: &str, set: &SetState) -> Result<usize, NftError> {
+        Ok(self.dump_raw_elements(table, set)?.len())
+    }
+
+    fn dump_counters(&mut self, table: &str) -> Result<Vec<super::state::CounterState>, NftError> {
+        let mut out = Vec::new();
+        self.dump(
+            NFT_MSG_GETOBJ,
+            table,
+            "counters",
+            |b| {
+                b.put_strz(NFTA_OBJ_TABLE, table);
+                b.put_u32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+            },
+            |p| {
+                if let Some((t, c)) = decode_counter(p) {
+                    if t == table {
+                        out.push(c);
+                    }
+                }
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Whether table `inet name` exists.
+    fn table_exists(&mut self, name: &str) -> Result<bool, NftError> {
+        let mut found = false;
+        self.dump(
+            NFT_MSG_GETTABLE,
+            name,
+            "the table list",
+            |_| {},
+            |p| {
+                let a = super::wire::Attrs::of_nft(p);
+                if a.get(NFTA_TABLE_NAME).and_then(|x| x.str()) == Some(name) {
+                    found = true;
+                }
+            },
+        )?;
+        Ok(found)
+    }
+
+    /// Reads chains (with rule counts), sets with decoded elements, and counters of table
+    /// `inet name`; `None` if the table does not exist.
+    pub fn read_table(&mut self, name: &str) -> Result<Option<TableState>, NftError> {
+        if !self.table_exists(name)? {
+            return Ok(None);
+        }
+        let chains = self.dump_chains(name)?;
+        let mut sets = self.dump_sets(name)?;
+        for s in &mut sets {
+            let raw = self.dump_raw_elements(name, s)?;
+            assemble(s, raw).ok_or_else(|| NftError::Dump {
+                what: "set elements",
+                table: name.into(),
+                source: proto_error("element does not fit the set's key type"),
+            })?;
+        }
+        let counters = self.dump_counters(name)?;
+        Ok(Some(TableState {
+            name: name.to_string(),
+            chains,
+            sets,
+            counters,
+        }))
+    }
+
+    /// Deletes table `inet name` and everything in it; Ok if it does not exist.
+    pub fn delete_table(&mut self, name: &str) -> Result<(), NftError> {
+        let seq = self.next_seq(2);
+        let mut b = super::batch::Builder::new(seq, 256, NLM_F_ACK);
+        b.new_table(name);
+        b.del_table(name);
+        let batch = b.finish();
+        self.seq = batch.next_seq();
+        self.transact(&batch, "the table deletion")
+    }
+
+    fn set_info(&mut self, table: &str, set: &str) -> Result<SetState, NftError> {
+        let sets = self.dump_sets(table)?;
+        sets.into_iter()
+            .find(|s| s.name == set)
+            .ok_or_else(|| NftError::NoSuchSet {
+                table: table.into(),
+                set: set.into(),
+                source: io::Error::from_raw_os_error(nix::libc::ENOENT),
+            })
+    }
+
+    /// Adds elements to an existing set in one transaction (intervals are encoded as the
+    /// set requires, so the set's flags are read first).
+    pub fn add_elements(
+        &mut self,
+        table: &str,
+        set: &str,
+        elems: &[Element],
+    ) -> Result<(), NftError> {
+        if elems.is_empty() {
+            return Ok(());
+        }
+        let info = self.set_info(table, set)?;
+        let seq = self.next_seq(0);
+        let batch = encode_add_elements(table, set, info.flags.interval, elems, seq);
+        self.seq = batch.next_seq();
+        self.transact(&batch, "the element addition")
+    }
+
+    /// Deletes elements by key from an existing set in one transaction; fails (ENOENT,
+    /// nothing deleted) if any key is absent.
+    pub fn delete_elements(
+        &mut self,
+        table: &str,
+        set: &str,
+        keys: &[ElemKey],
+    ) -> Result<(), NftError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let info = self.set_info(table, set)?;
+        let elems: Vec<Element> = keys
+            .iter()
+            .map(|k| Element {
+                key: k.clone(),
+                data: None,
+                timeout: None,
+            })
+            .collect();
+        let seq = self.next_seq(0);
+        let batch = encode_delete_elements(table, set, info.flags.interval, &elems, seq);
+        self.seq = batch.next_seq();
+        self.transact(&batch, "the element deletion")
+    }
+}

@@ -332,3 +332,271 @@ pub fn example_ruleset(name: &str) -> Ruleset {
         chains,
     }
 }
+
+/// Corner cases the planner may not produce today but the encoder must get right:
+/// concatenations, open and adjacent intervals, constant sets, every verdict and log level,
+/// `dnat` without a port, dependency insertion in the middle of a rule.
+pub fn edge_ruleset(name: &str) -> Ruleset {
+    use Field::*;
+    let v4 = |a| ElemKey::Single(vec![ip(a)]);
+    let port = Value::Port;
+    let data = |vs: Vec<Value>| Some(ElemData::Values(vs));
+    let verdict = |v| Some(ElemData::Verdict(v));
+    let with = |key, data, timeout| Element { key, data, timeout };
+    let dyn_set = |name: &str, key: Vec<DataType>, data: Option<SetData>| Set {
+        name: name.into(),
+        key,
+        data,
+        flags: DYNAMIC,
+        timeout: Some(Duration::from_secs(60)),
+        size: Some(1000),
+        elements: vec![],
+    };
+    let sets = vec![
+        set(
+            "s_zero",
+            DataType::Ipv4Addr,
+            INTERVAL,
+            vec![
+                elem(range("0.0.0.0", "0.255.255.255")),
+                elem(range("255.255.255.0", "255.255.255.255")),
+            ],
+        ),
+        set(
+            "s_adj",
+            DataType::InetService,
+            INTERVAL,
+            vec![
+                elem(ElemKey::Single(vec![port(20)])),
+                elem(ElemKey::Range(port(6), port(10))),
+                elem(ElemKey::Range(port(1), port(5))),
+            ],
+        ),
+        set(
+            "s_all",
+            DataType::Ipv4Addr,
+            INTERVAL,
+            vec![elem(range("0.0.0.0", "255.255.255.255"))],
+        ),
+        set(
+            "s_const",
+            DataType::InetProto,
+            SetFlags {
+                constant: true,
+                ..SetFlags::default()
+            },
+            vec![
+                elem(ElemKey::Single(vec![Value::Proto(6)])),
+                elem(ElemKey::Single(vec![Value::Proto(17)])),
+            ],
+        ),
+        Set {
+            key: vec![DataType::Ipv4Addr, DataType::InetService],
+            ..set(
+                "s_cat",
+                DataType::Ipv4Addr,
+                SetFlags::default(),
+                vec![elem(ElemKey::Single(vec![ip("1.2.3.4"), port(80)]))],
+            )
+        },
+        Set {
+            key: vec![
+                DataType::Ipv4Addr,
+                DataType::InetProto,
+                DataType::InetService,
+            ],
+            flags: SetFlags {
+                timeout: true,
+                ..SetFlags::default()
+            },
+            ..set(
+                "s_cat3",
+                DataType::Ipv4Addr,
+                SetFlags::default(),
+                vec![with(
+                    ElemKey::Single(vec![ip("1.2.3.4"), Value::Proto(6), port(80)]),
+                    None,
+                    Some(Duration::from_secs(300)),
+                )],
+            )
+        },
+        Set {
+            data: Some(SetData::Verdict),
+            ..set(
+                "m_v",
+                DataType::Ipv4Addr,
+                SetFlags::default(),
+                vec![
+                    with(v4("4.4.4.4"), verdict(Verdict::Return), None),
+                    with(v4("1.1.1.1"), verdict(Verdict::Accept), None),
+                    with(v4("2.2.2.2"), verdict(Verdict::Drop), None),
+                    with(v4("3.3.3.3"), verdict(Verdict::Goto("c2".into())), None),
+                ],
+            )
+        },
+        Set {
+            key: vec![DataType::InetService, DataType::Ipv4Addr],
+            data: Some(SetData::Types(vec![
+                DataType::Ipv4Addr,
+                DataType::InetService,
+            ])),
+            ..set(
+                "m_sp",
+                DataType::Ipv4Addr,
+                SetFlags::default(),
+                vec![with(
+                    ElemKey::Single(vec![port(443), ip("203.0.113.2")]),
+                    data(vec![ip("192.168.1.20"), port(8443)]),
+                    None,
+                )],
+            )
+        },
+        Set {
+            data: Some(SetData::Types(vec![DataType::Ipv4Addr])),
+            timeout: Some(Duration::from_secs(30)),
+            ..set(
+                "m_to",
+                DataType::Ipv4Addr,
+                SetFlags::default(),
+                vec![with(v4("1.1.1.1"), data(vec![ip("2.2.2.2")]), None)],
+            )
+        },
+        dyn_set(
+            "m_dyn",
+            vec![DataType::Ipv4Addr],
+            Some(SetData::Types(vec![DataType::Ipv4Addr])),
+        ),
+        dyn_set(
+            "s_rl2",
+            vec![DataType::Ipv4Addr, DataType::InetService],
+            None,
+        ),
+    ];
+    let r = rule;
+    let c1 = vec![
+        r(vec![
+            Stmt::Lookup {
+                key: vec![IpSaddr, ThDport],
+                set: "s_cat".into(),
+                negate: false,
+            },
+            Stmt::Verdict(Verdict::Accept),
+        ]),
+        r(vec![
+            Stmt::NfProto(2),
+            Stmt::Lookup {
+                key: vec![IpSaddr, MetaL4Proto, ThDport],
+                set: "s_cat3".into(),
+                negate: false,
+            },
+            Stmt::Verdict(Verdict::Goto("c2".into())),
+        ]),
+        r(vec![
+            Stmt::Lookup {
+                key: vec![MetaL4Proto],
+                set: "s_const".into(),
+                negate: true,
+            },
+            Stmt::Verdict(Verdict::Return),
+        ]),
+        r(vec![
+            Stmt::NfProto(2),
+            Stmt::Dnat {
+                addr: Ipv4Addr::new(1, 2, 3, 4),
+                port: None,
+            },
+        ]),
+        r(vec![
+            Stmt::L4Proto(6),
+            Stmt::DnatMap {
+                key: vec![IpDaddr],
+                map: "m_to".into(),
+                with_port: false,
+            },
+        ]),
+        r(vec![
+            Stmt::L4Proto(6),
+            Stmt::DnatMap {
+                key: vec![ThDport, IpDaddr],
+                map: "m_sp".into(),
+                with_port: true,
+            },
+        ]),
+        r(vec![Stmt::DynsetData {
+            op: DynsetOp::Add,
+            set: "m_dyn".into(),
+            key: vec![IpSaddr],
+            data: vec![IpDaddr],
+        }]),
+        r(vec![Stmt::DynsetLimit {
+            op: DynsetOp::Update,
+            set: "s_rl2".into(),
+            key: vec![IpSaddr, ThDport],
+            limit: Limit {
+                rate: 5,
+                unit: RateUnit::Hour,
+                burst: 2,
+                over: false,
+            },
+        }]),
+        r(vec![Stmt::Log {
+            prefix: "x".into(),
+            level: LogLevel::Warn,
+        }]),
+        r(vec![Stmt::Log {
+            prefix: "y".into(),
+            level: LogLevel::Notice,
+        }]),
+        r(vec![Stmt::Limit(Limit {
+            rate: 100,
+            unit: RateUnit::Day,
+            burst: 10,
+            over: true,
+        })]),
+        r(vec![
+            Stmt::CtState(vec![CtState::New, CtState::Invalid]),
+            Stmt::Verdict(Verdict::Drop),
+        ]),
+        r(vec![
+            Stmt::Iifname(CmpOp::Eq, "averyverylongnm".into()),
+            Stmt::Oifname(CmpOp::Neq, "x".into()),
+            Stmt::Lookup {
+                key: vec![IpSaddr],
+                set: "m_v".into(),
+                negate: false,
+            },
+            Stmt::Vmap {
+                key: vec![IpDaddr],
+                map: "m_v".into(),
+            },
+        ]),
+    ];
+    let chains = vec![
+        Chain {
+            name: "c1".into(),
+            base: None,
+            rules: c1,
+        },
+        Chain {
+            name: "c2".into(),
+            base: None,
+            rules: vec![],
+        },
+        Chain {
+            name: "out".into(),
+            base: Some(BaseChain {
+                kind: ChainType::Filter,
+                hook: Hook::Output,
+                priority: 0,
+                policy: Policy::Accept,
+            }),
+            rules: vec![r(vec![Stmt::Verdict(Verdict::Jump("c2".into()))])],
+        },
+    ];
+    Ruleset {
+        table: name.into(),
+        counters: vec![],
+        sets,
+        chains,
+    }
+}

@@ -2,6 +2,7 @@
 //! so two of them can be compared.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::netns;
 
@@ -91,9 +92,101 @@ fn zero_counters(line: &str) -> String {
     out.join(" ")
 }
 
+/// Replaces the durations of element timeouts (`2222 timeout 1d2h : ...`) with `<T>` and
+/// returns them in order. Set-level `timeout 2m` lines are left alone. An element's
+/// timeout is computed from `expires_at` at the moment the ruleset is built, so two
+/// builds a second apart legitimately differ there; compare the durations with a
+/// tolerance instead.
+pub fn split_element_timeouts(listing: &str) -> (String, Vec<Duration>) {
+    let mut found = Vec::new();
+    let mut out = String::with_capacity(listing.len());
+    for line in listing.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let mut rebuilt: Vec<String> = Vec::with_capacity(words.len());
+        let mut i = 0;
+        while i < words.len() {
+            let w = words[i];
+            let element_level = !rebuilt.iter().all(|r| r.trim().is_empty());
+            if w.trim() == "timeout" && element_level && i + 1 < words.len() {
+                let d = words[i + 1];
+                let body: String = d
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                if let Some(dur) = parse_duration(&body) {
+                    found.push(dur);
+                    rebuilt.push(w.to_owned());
+                    rebuilt.push(format!("<T>{}", &d[body.len()..]));
+                    i += 2;
+                    continue;
+                }
+            }
+            rebuilt.push(w.to_owned());
+            i += 1;
+        }
+        out.push_str(&rebuilt.join(" "));
+        out.push('\n');
+    }
+    (out, found)
+}
+
+/// Parses nft's duration spelling: `1d2h3m4s500ms`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut total_ms: u64 = 0;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let unit_ms = match c {
+            'd' => 86_400_000,
+            'h' => 3_600_000,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            'm' => 60_000,
+            's' => 1000,
+            _ => return None,
+        };
+        total_ms += n * unit_ms;
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(Duration::from_millis(total_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn element_timeouts_are_split_out() {
+        let text = "\t\ttimeout 2m\n\t\telements = { 2222 timeout 1129d6h : jump f,\n\t\t\t     113 timeout 10s500ms : jump g }\n";
+        let (t, d) = split_element_timeouts(text);
+        assert_eq!(
+            t,
+            "\t\ttimeout 2m\n\t\telements = { 2222 timeout <T> : jump f,\n\t\t\t     113 timeout <T> : jump g }\n"
+        );
+        assert_eq!(
+            d,
+            vec![
+                Duration::from_secs(1129 * 86_400 + 6 * 3600),
+                Duration::from_millis(10_500)
+            ]
+        );
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("5ms"), Some(Duration::from_millis(5)));
+        assert_eq!(parse_duration("x"), None);
+    }
 
     #[test]
     fn strips_expiry_and_counter_values() {

@@ -150,6 +150,17 @@ impl Topology {
         Cli::new(&self.router, &self.dir)
     }
 
+    /// Makes one more, empty namespace (only `lo`, up) named after this topology, removed
+    /// with it. Useful as a scratch kernel, e.g. to load a ruleset with `nft -f`.
+    pub fn add_namespace(&mut self, suffix: &str) -> String {
+        let base = self.wan.trim_end_matches("-wan").to_owned();
+        let name = format!("{base}-{suffix}");
+        ip(&["netns", "add", &name]);
+        self.made.push(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        name
+    }
+
     /// A path inside the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)

@@ -4,9 +4,13 @@
 //! [`ruleset::Ruleset`]) → [`nft`] (the only module that speaks nf_tables netlink) → kernel.
 
 pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod facts;
 pub mod nft;
 pub mod plan;
+pub mod readback;
 pub mod render;
 pub mod ruleset;
-pub mod facts;
+pub mod status;
 pub mod store;

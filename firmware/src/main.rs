@@ -1,1 +1,225 @@
-fn main() {}
+//! The `portcullis` command: check, plan, apply, status, serve.
+//!
+//! Arguments are parsed by hand: a CLI parser crate would cost more flash than this file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use portcullis::config::{Config, ConfigError, Timestamp};
+use portcullis::daemon::{self, chain};
+use portcullis::engine::{Engine, EngineError};
+use portcullis::{facts, plan, readback, render, status};
+
+const DEFAULT_CONFIG: &str = "/etc/portcullis/config.json";
+
+const USAGE: &str = "\
+usage: portcullis [--config SAVED] COMMAND
+
+commands:
+  check FILE     validate FILE; exit 1 with one line per problem
+  plan FILE      print the nftables ruleset FILE would install (nft syntax)
+  apply FILE     validate FILE, install it atomically, save it as SAVED
+  status [--json] forwards and triggers: state, hits, time left
+  serve          run the daemon: install SAVED, keep expiry and status current
+  --version      print the version
+
+SAVED defaults to /etc/portcullis/config.json.";
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut saved = PathBuf::from(DEFAULT_CONFIG);
+    if let Some(i) = args.iter().position(|a| a == "--config") {
+        if i + 1 >= args.len() {
+            return usage_error("--config needs a path");
+        }
+        saved = PathBuf::from(args.remove(i + 1));
+        args.remove(i);
+    }
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    match strs.as_slice() {
+        ["--version" | "version"] => {
+            println!("portcullis {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        ["--help" | "-h" | "help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        ["check", file] => check(file),
+        ["plan", file] => plan_cmd(file),
+        ["apply", file] => apply(file, &saved),
+        ["status"] => status_cmd(&saved, false),
+        ["status", "--json"] => status_cmd(&saved, true),
+        ["serve"] => serve(&saved),
+        _ => usage_error("unknown command or wrong arguments"),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`portcullis plan | head`) is not an error worth a panic.
+fn stdout(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn usage_error(why: &str) -> ExitCode {
+    eprintln!("portcullis: {why}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// Prints a config error: validation problems one per line, anything else with its chain.
+fn report_config_error(file: &str, e: &ConfigError) -> ExitCode {
+    match e {
+        ConfigError::Invalid(report) => eprint!("{report}"),
+        other => eprintln!("error: {file}: {}", chain(other)),
+    }
+    ExitCode::FAILURE
+}
+
+/// Reads and validates a file at the current time.
+fn load_valid(file: &str) -> Result<Config, ExitCode> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("error: {file}: {e}");
+        ExitCode::FAILURE
+    })?;
+    match Config::parse_valid(&text, Timestamp::now()) {
+        Ok((cfg, report)) => {
+            eprint!("{report}");
+            Ok(cfg)
+        }
+        Err(e) => Err(report_config_error(file, &e)),
+    }
+}
+
+fn check(file: &str) -> ExitCode {
+    match load_valid(file) {
+        Ok(cfg) => {
+            println!(
+                "{file}: ok ({} forwards, {} triggers)",
+                cfg.forwards.len(),
+                cfg.triggers.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn plan_cmd(file: &str) -> ExitCode {
+    let cfg = match load_valid(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let facts = match facts::gather(&cfg.wan.interface) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    stdout(&render::render(&plan::plan(&cfg, &facts, Timestamp::now())));
+    ExitCode::SUCCESS
+}
+
+fn engine_error(e: &EngineError) -> ExitCode {
+    match e {
+        EngineError::Invalid(report) => eprint!("{report}"),
+        other => eprintln!("error: {}", chain(other)),
+    }
+    ExitCode::FAILURE
+}
+
+fn apply(file: &str, saved: &std::path::Path) -> ExitCode {
+    let cfg = match load_valid(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut engine = match Engine::open(saved) {
+        Ok(e) => e,
+        Err(e) => return engine_error(&e),
+    };
+    if let Some(dir) = saved.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match engine.apply_and_save(&cfg, Timestamp::now()) {
+        Ok(_) => {
+            println!(
+                "applied {file}: {} forwards, {} triggers; saved as {}",
+                cfg.forwards.len(),
+                cfg.triggers.len(),
+                saved.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => engine_error(&e),
+    }
+}
+
+fn status_cmd(saved: &std::path::Path, json: bool) -> ExitCode {
+    let cfg = match Config::load(saved) {
+        Ok(c) => c,
+        Err(e) => return report_config_error(&saved.display().to_string(), &e),
+    };
+    let mut engine = match Engine::open(saved) {
+        Ok(e) => e,
+        Err(e) => return engine_error(&e),
+    };
+    let view = match readback::kernel_view(engine.nft(), plan::TABLE) {
+        Ok(v) => v,
+        Err(e) => return engine_error(&EngineError::Read(e)),
+    };
+    let s = status::compute(&cfg, &view, Timestamp::now());
+    if json {
+        stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&s).unwrap_or_default()
+        ));
+    } else {
+        stdout(&status::render_text(&s));
+    }
+    ExitCode::SUCCESS
+}
+
+fn serve(saved: &std::path::Path) -> ExitCode {
+    let cfg = match Config::load(saved) {
+        Ok(c) => c,
+        Err(e) => return report_config_error(&saved.display().to_string(), &e),
+    };
+    // Block the signals we handle before any thread starts, so every thread inherits the
+    // mask and only `wait` below receives them.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    if let Err(e) = signals.thread_block() {
+        eprintln!("error: blocking signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let engine = match Engine::open(saved) {
+        Ok(e) => e,
+        Err(e) => return engine_error(&e),
+    };
+    let (handle, join) = daemon::spawn(engine, cfg);
+    eprintln!("portcullis: serving {}", saved.display());
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGHUP) => match handle.reload() {
+                Ok(Ok(_)) => eprintln!("portcullis: reloaded {}", saved.display()),
+                Ok(Err(e)) => eprintln!("portcullis: reload refused: {}", chain(&e)),
+                Err(e) => eprintln!("portcullis: {e}"),
+            },
+            Ok(sig) => {
+                eprintln!("portcullis: {sig}, stopping (the ruleset stays installed)");
+                break;
+            }
+            Err(e) => {
+                eprintln!("portcullis: waiting for signals: {e}");
+                break;
+            }
+        }
+    }
+    handle.shutdown();
+    let _ = join.join();
+    ExitCode::SUCCESS
+}

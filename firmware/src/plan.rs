@@ -326,7 +326,7 @@ fn plan_forward(rs: &mut Ruleset, f: &Forward, lan: &str) {
             addr: f.internal_host,
             port: None,
         }]));
-    } else if int.len() == 1 {
+    } else if int.count() == 1 {
         for &p in f.protocol.numbers() {
             rules.push(rule(vec![
                 Stmt::L4Proto(p),
@@ -349,7 +349,7 @@ fn plan_forward(rs: &mut Ruleset, f: &Forward, lan: &str) {
             flags: SetFlags::default(),
             timeout: None,
             size: None,
-            elements: (0..ext.len())
+            elements: (0..ext.count())
                 .map(|i| Element {
                     key: ElemKey::Single(vec![Value::Port(
                         ext.first_port()

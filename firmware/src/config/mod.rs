@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 pub use types::{Ipv4Net, PortRange, Protocol, Timestamp};
-pub use validate::{validate, Issue, Report, RESERVED_PORTS};
+pub use validate::{validate, Issue, Report, Severity, RESERVED_PORTS};
 
 /// The config format this build reads and writes.
 pub const VERSION: u32 = 1;

@@ -23,7 +23,7 @@ impl PortRange {
     }
 
     /// Number of ports in the range.
-    pub fn len(&self) -> u32 {
+    pub fn count(&self) -> u32 {
         self.last.saturating_sub(self.first) + 1
     }
 
@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn port_ranges_parse_and_print() {
         let r: PortRange = "8000-8010".parse().unwrap();
-        assert_eq!(r.len(), 11);
+        assert_eq!(r.count(), 11);
         assert_eq!(r.to_string(), "8000-8010");
         assert!("80-".parse::<PortRange>().is_err());
         assert!("http".parse::<PortRange>().is_err());

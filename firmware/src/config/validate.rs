@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{Config, Forward, PortRange, Protocol, Timestamp, Trigger};
+use super::{Config, Forward, PortRange, Timestamp, Trigger};
 
 /// Ports the router serves itself on UDP/TCP, besides the web UI; forwarding them would
 /// shadow the router's own service for hairpinned LAN clients and confuse the owner.
@@ -230,15 +230,15 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
         Some(p) => check_range(r, format!("{at}.internal_port"), p),
         None => true,
     };
-    if ext_ok && int_ok && f.external_port.len() != f.internal_range().len() {
+    if ext_ok && int_ok && f.external_port.count() != f.internal_range().count() {
         r.error(
             format!("{at}.internal_port"),
             format!(
                 "{} has {} ports but external_port {} has {}; ranges must have the same length",
                 f.internal_range(),
-                f.internal_range().len(),
+                f.internal_range().count(),
                 f.external_port,
-                f.external_port.len()
+                f.external_port.count()
             ),
         );
     }

@@ -46,7 +46,7 @@ fn dispatch_is_by_map_whatever_the_number_of_forwards() {
             let mut f = template.clone();
             f.name = format!("f{i}");
             f.external_port = crate::config::PortRange::single(30000 + i);
-            f.internal_host = std::net::Ipv4Addr::new(10, 0, (i / 200) as u8, (i % 200 + 2) as u8);
+            f.internal_host = std::net::Ipv4Addr::from(0x0a00_0000 + u32::from(i) + 2);
             f
         })
         .collect();

@@ -1,7 +1,7 @@
 //! Every refusal the config validator makes, one test each.
 
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 
 const NOW: Timestamp = Timestamp(1_795_888_800); // 2026-11-28T18:00:00Z
 

@@ -1,0 +1,43 @@
+//! Turns a read-back of our table into the [`KernelView`] that status needs.
+
+use crate::nft::{Nft, NftError, TableState};
+use crate::ruleset::{ElemData, Value, Verdict};
+use crate::status::KernelView;
+
+/// Reads `table` and extracts counters, inbound map targets and trigger hosts.
+pub fn kernel_view(nft: &mut Nft, table: &str) -> Result<KernelView, NftError> {
+    Ok(match nft.read_table(table)? {
+        None => KernelView::default(),
+        Some(t) => view_of(&t),
+    })
+}
+
+/// Pure part of [`kernel_view`], unit-testable without a kernel.
+pub fn view_of(t: &TableState) -> KernelView {
+    let mut v = KernelView {
+        table_present: true,
+        ..KernelView::default()
+    };
+    for c in &t.counters {
+        v.counters.insert(c.name.clone(), (c.packets, c.bytes));
+    }
+    for s in &t.sets {
+        if s.name == "inbound_tcp" || s.name == "inbound_udp" {
+            for e in &s.elements {
+                if let Some(ElemData::Verdict(Verdict::Jump(chain))) = &e.data {
+                    v.inbound_targets.insert(chain.clone(), e.expiration);
+                }
+            }
+        } else if s.name.starts_with("trg_") {
+            for e in &s.elements {
+                if let Some(ElemData::Values(vals)) = &e.data {
+                    if let Some(Value::Ipv4(host)) = vals.first() {
+                        v.trigger_hosts
+                            .insert(s.name.clone(), (*host, e.expiration));
+                    }
+                }
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,274 @@
+//! What is open right now, per forward and trigger: computed from the saved config and a
+//! view of what the kernel holds (counters, element expirations, trigger hosts).
+//!
+//! Pure, so the logic is unit-tested; the daemon and CLI fill [`KernelView`] from a
+//! read-back of the table.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, Protocol, Timestamp};
+use crate::plan;
+
+/// The facts status needs from the kernel, keyed by planner names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelView {
+    /// Whether our table exists at all.
+    pub table_present: bool,
+    /// Named counters: (packets, bytes).
+    pub counters: HashMap<String, (u64, u64)>,
+    /// Chains that some inbound map element jumps to, with the element's remaining time
+    /// (None: no timeout).
+    pub inbound_targets: HashMap<String, Option<Duration>>,
+    /// Trigger maps holding a host: map name → (host, remaining time).
+    pub trigger_hosts: HashMap<String, (Ipv4Addr, Option<Duration>)>,
+}
+
+/// State of one forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardState {
+    /// In the kernel and forwarding.
+    Active,
+    Disabled,
+    /// Its expiry passed (the kernel dropped it; the daemon removes it from the config).
+    Expired,
+    /// Configured and enabled but not in the kernel: the saved config was not applied.
+    NotInstalled,
+}
+
+/// One row of `portcullis status` for a forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForwardStatus {
+    pub name: String,
+    pub state: ForwardState,
+    pub protocol: Protocol,
+    pub external_port: String,
+    pub destination: String,
+    /// Allowed sources; empty means anyone.
+    pub allow_from: Vec<String>,
+    /// New connections that passed the allow-list and rate limit.
+    pub hits_packets: u64,
+    pub hits_bytes: u64,
+    /// Seconds until the kernel closes it, for expiring forwards.
+    pub remaining_secs: Option<u64>,
+}
+
+/// State of one trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerState {
+    /// Open to a LAN host.
+    Open,
+    /// Waiting for outbound trigger traffic.
+    Armed,
+    Disabled,
+    NotInstalled,
+}
+
+/// One row of `portcullis status` for a trigger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TriggerStatus {
+    pub name: String,
+    pub state: TriggerState,
+    pub open_protocol: Protocol,
+    pub open_port: String,
+    /// The LAN host the ports are open to.
+    pub host: Option<Ipv4Addr>,
+    /// Inbound connection attempts on the open ports.
+    pub hits_packets: u64,
+    pub remaining_secs: Option<u64>,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub table_present: bool,
+    pub forwards: Vec<ForwardStatus>,
+    pub triggers: Vec<TriggerStatus>,
+}
+
+/// Computes status at `now`.
+pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
+    let forwards = cfg
+        .forwards
+        .iter()
+        .map(|f| {
+            let chain = plan::forward_chain(&f.name);
+            let installed = k.inbound_targets.get(&chain);
+            let state = if !f.enabled {
+                ForwardState::Disabled
+            } else if f.expires_at.is_some_and(|t| t <= now) {
+                ForwardState::Expired
+            } else if installed.is_some() {
+                ForwardState::Active
+            } else {
+                ForwardState::NotInstalled
+            };
+            let (p, b) = k
+                .counters
+                .get(&plan::forward_counter(&f.name))
+                .copied()
+                .unwrap_or_default();
+            let remaining = match (state, installed) {
+                (ForwardState::Active, Some(Some(d))) => Some(d.as_secs()),
+                (ForwardState::Active, _) => f.expires_at.map(|t| t.0.saturating_sub(now.0)),
+                _ => None,
+            };
+            let int = f.internal_range();
+            ForwardStatus {
+                name: f.name.clone(),
+                state,
+                protocol: f.protocol,
+                external_port: f.external_port.to_string(),
+                destination: format!("{}:{int}", f.internal_host),
+                allow_from: f.allow_from.iter().map(ToString::to_string).collect(),
+                hits_packets: p,
+                hits_bytes: b,
+                remaining_secs: remaining,
+            }
+        })
+        .collect();
+    let triggers = cfg
+        .triggers
+        .iter()
+        .map(|t| {
+            let map = plan::trigger_map(&t.name);
+            let installed = k.inbound_targets.contains_key(&format!("{map}_in"));
+            let held = k.trigger_hosts.get(&map);
+            let state = match (t.enabled, installed, held) {
+                (false, _, _) => TriggerState::Disabled,
+                (true, false, _) => TriggerState::NotInstalled,
+                (true, true, Some(_)) => TriggerState::Open,
+                (true, true, None) => TriggerState::Armed,
+            };
+            TriggerStatus {
+                name: t.name.clone(),
+                state,
+                open_protocol: t.open_protocol,
+                open_port: t.open_port.to_string(),
+                host: held.map(|h| h.0),
+                hits_packets: k.counters.get(&map).map(|c| c.0).unwrap_or_default(),
+                remaining_secs: held.and_then(|h| h.1).map(|d| d.as_secs()),
+            }
+        })
+        .collect();
+    Status {
+        table_present: k.table_present,
+        forwards,
+        triggers,
+    }
+}
+
+/// Human-readable table for the CLI.
+pub fn render_text(s: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if !s.table_present {
+        out.push_str("warning: no portcullis table in the kernel (nothing applied yet?)\n");
+    }
+    let _ = writeln!(
+        out,
+        "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  FROM",
+        "FORWARD", "STATE", "PROTO", "PORT", "TO", "HITS", "BYTES", "LEFT"
+    );
+    for f in &s.forwards {
+        let from = if f.allow_from.is_empty() {
+            "anyone".to_string()
+        } else {
+            f.allow_from.join(",")
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  {from}",
+            f.name,
+            format!("{:?}", f.state).to_lowercase(),
+            f.protocol.to_string(),
+            f.external_port,
+            f.destination,
+            f.hits_packets,
+            f.hits_bytes,
+            left(f.remaining_secs),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>13}",
+        "TRIGGER", "STATE", "PROTO", "OPEN PORT", "HOST", "HITS", "LEFT"
+    );
+    for t in &s.triggers {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>13}",
+            t.name,
+            format!("{:?}", t.state).to_lowercase(),
+            t.open_protocol.to_string(),
+            t.open_port,
+            t.host.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+            t.hits_packets,
+            left(t.remaining_secs),
+        );
+    }
+    out
+}
+
+fn left(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) => crate::render::duration(Duration::from_secs(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_follow_config_and_kernel() {
+        let mut cfg = Config::parse(include_str!("../examples/home.json")).unwrap();
+        cfg.forwards[1].enabled = false;
+        let now = Timestamp(1_795_888_800);
+        let mut k = KernelView {
+            table_present: true,
+            ..KernelView::default()
+        };
+        k.inbound_targets.insert("fwd_web".into(), None);
+        k.inbound_targets
+            .insert("fwd_friend-ssh".into(), Some(Duration::from_secs(90)));
+        k.inbound_targets.insert("trg_irc-ident_in".into(), None);
+        k.counters.insert("fwd_web".into(), (3, 180));
+        k.trigger_hosts.insert(
+            "trg_irc-ident".into(),
+            (
+                "192.168.1.10".parse().unwrap(),
+                Some(Duration::from_secs(42)),
+            ),
+        );
+        let s = compute(&cfg, &k, now);
+        assert_eq!(s.forwards[0].state, ForwardState::Active);
+        assert_eq!(
+            (s.forwards[0].hits_packets, s.forwards[0].hits_bytes),
+            (3, 180)
+        );
+        assert_eq!(s.forwards[1].state, ForwardState::Disabled);
+        assert_eq!(s.forwards[2].remaining_secs, Some(90));
+        assert_eq!(s.triggers[0].state, TriggerState::Open);
+        assert_eq!(s.triggers[0].remaining_secs, Some(42));
+        let text = render_text(&s);
+        assert!(
+            text.contains("friend-ssh") && text.contains("1m30s"),
+            "{text}"
+        );
+
+        k.inbound_targets.remove("fwd_web");
+        k.trigger_hosts.clear();
+        let s = compute(&cfg, &k, now);
+        assert_eq!(s.forwards[0].state, ForwardState::NotInstalled);
+        assert_eq!(s.triggers[0].state, TriggerState::Armed);
+        let s = compute(&cfg, &k, Timestamp(2_000_000_000));
+        assert_eq!(s.forwards[2].state, ForwardState::Expired);
+    }
+}

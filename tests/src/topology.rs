@@ -39,8 +39,9 @@ pub const LAN_HOST_2: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 20);
 /// The LAN client in its own namespace, for hairpin tests.
 pub const LAN_CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 50);
 
-/// Names of the namespaces this suite makes start with this, then `<pid>-<n>-`.
-pub const PREFIX: &str = "pcx-";
+/// Names of the namespaces this suite makes start with this, then `<pid>-<n>-`. (The
+/// firmware's own kernel tests use `pcx-<pid>-<n>`; keep clear of them.)
+pub const PREFIX: &str = "pcxe2e-";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static SWEEP: Once = Once::new();

@@ -5,29 +5,36 @@ use std::net::Ipv4Addr;
 
 use crate::netns;
 
-/// Open TCP ports of `target` seen from namespace `ns`: a SYN scan of 1-65535 with
-/// aggressive timing (the path is a veth pair: nothing is lost, nothing is slow).
-pub fn open_tcp_ports(ns: &str, target: Ipv4Addr) -> BTreeSet<u16> {
-    let target = target.to_string();
-    let out = netns::run_ok(netns::command(
+/// Open TCP ports of `target` seen from namespace `ns`.
+///
+/// First a SYN scan of 1-65535 at a forced high rate (the path is a veth pair, so this
+/// takes 2-4 s). On a loaded machine a fast scan can lose answers (nmap's capture buffer
+/// overflows when it is starved of CPU), so every port in `recheck` (list the ports you
+/// expect open and those where something listens that must not be reachable) and every
+/// port the fast scan found is then scanned again, slowly and with retries; a port counts
+/// as open if either scan saw it open. A port the fast scan missed and that is not in
+/// `recheck` can still go unnoticed on a very busy machine; on an idle one it cannot.
+pub fn open_tcp_ports(ns: &str, target: Ipv4Addr, recheck: &[u16]) -> BTreeSet<u16> {
+    let mut open = nmap(
         ns,
-        "nmap",
-        &[
-            "-sS",
-            "-p-",
-            "-n",
-            "-Pn",
-            "-T5",
-            "--min-rate",
-            "20000",
-            "--max-retries",
-            "1",
-            "--open",
-            "-oG",
-            "-",
-            &target,
-        ],
-    ));
+        target,
+        "1-65535",
+        &["-T4", "--min-rate", "20000", "--max-retries", "2"],
+    );
+    let recheck: BTreeSet<u16> = open.iter().chain(recheck).copied().collect();
+    if !recheck.is_empty() {
+        let list: Vec<String> = recheck.iter().map(u16::to_string).collect();
+        open.extend(nmap(ns, target, &list.join(","), &["--max-retries", "4"]));
+    }
+    open
+}
+
+fn nmap(ns: &str, target: Ipv4Addr, ports: &str, timing: &[&str]) -> BTreeSet<u16> {
+    let target = target.to_string();
+    let mut args = vec!["-sS", "-p", ports, "-n", "-Pn", "--open", "-oG", "-"];
+    args.extend_from_slice(timing);
+    args.push(&target);
+    let out = netns::run_ok(netns::command(ns, "nmap", &args));
     parse_grepable(&out)
 }
 

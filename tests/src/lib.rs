@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod json;
 pub mod netns;
 pub mod nft;
 pub mod poll;

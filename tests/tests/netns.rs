@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use portcullis_e2e::cli::Cli;
 use portcullis_e2e::clients::{self, tcp_flood};
+use portcullis_e2e::json::Json;
 use portcullis_e2e::nft;
 use portcullis_e2e::poll;
 use portcullis_e2e::scan;
@@ -724,4 +725,117 @@ fn reapply_replaces_forwards_and_leaves_other_tables_alone() {
         ["table ip other {", "table inet portcullis {"],
         "Portcullis keeps to its own table\n{ruleset}"
     );
+}
+
+/// Runs `status --json` and parses it.
+fn status_json(cli: &Cli) -> Json {
+    let run = cli.status(true).ok();
+    Json::parse(&run.stdout)
+        .unwrap_or_else(|e| panic!("status --json printed invalid JSON: {e}\n{}", run.stdout))
+}
+
+#[test]
+fn status_reports_state_hits_and_time_left() {
+    let (t, cli) = setup();
+    let _web = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    let _irc = Server::tcp(&t.wan, sa(WAN_HOST, 6667), "wan:6667");
+    let _ident = Server::tcp(&t.lan, sa(LAN_HOST_2, 113), "lan2:113");
+    let (at, _) = in_secs(3600);
+    let cfg = Config::new()
+        .forward(
+            Forward::tcp("web", "8080", LAN_HOST)
+                .to_port("80")
+                .expires_at(&at),
+        )
+        .forward(Forward::udp("game", "27015", LAN_HOST_2))
+        .trigger(Trigger::tcp("irc-ident", "6660-6669", "113", 30));
+    cli.apply_text("status.json", &cfg.to_json());
+
+    for _ in 0..3 {
+        reached(
+            clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)),
+            "lan:80",
+            "wan -> web",
+        );
+    }
+    let s = status_json(&cli);
+    assert_eq!(s.get("table_present").as_bool(), Some(true), "{s:?}");
+    let web = s
+        .get("forwards")
+        .named("web")
+        .expect("status lists forward web");
+    assert_eq!(web.get("state").as_str(), Some("active"), "web: {web:?}");
+    assert_eq!(
+        web.get("hits_packets").as_u64(),
+        Some(3),
+        "three connections were forwarded: {web:?}"
+    );
+    let left = web
+        .get("remaining_secs")
+        .as_u64()
+        .expect("web expires: time left");
+    assert!(
+        (3590..=3600).contains(&left),
+        "web expires in an hour, status says {left} s"
+    );
+    let game = s
+        .get("forwards")
+        .named("game")
+        .expect("status lists forward game");
+    assert_eq!(game.get("state").as_str(), Some("active"), "game: {game:?}");
+    assert_eq!(game.get("hits_packets").as_u64(), Some(0), "game: {game:?}");
+    assert!(
+        game.get("remaining_secs").is_null(),
+        "game never expires: {game:?}"
+    );
+    let trg = s
+        .get("triggers")
+        .named("irc-ident")
+        .expect("status lists the trigger");
+    assert_eq!(
+        trg.get("state").as_str(),
+        Some("armed"),
+        "before any trigger: {trg:?}"
+    );
+    assert!(trg.get("host").is_null(), "{trg:?}");
+
+    reached(
+        clients::tcp(&t.lan, LAN_HOST_2, sa(WAN_HOST, 6667)),
+        "wan:6667",
+        "trigger connection",
+    );
+    reached(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 113)),
+        "lan2:113",
+        "opened port",
+    );
+    let s = status_json(&cli);
+    let trg = s
+        .get("triggers")
+        .named("irc-ident")
+        .expect("status lists the trigger");
+    assert_eq!(
+        trg.get("state").as_str(),
+        Some("open"),
+        "after the trigger: {trg:?}"
+    );
+    assert_eq!(trg.get("host").as_str(), Some("192.168.1.20"), "{trg:?}");
+    let left = trg
+        .get("remaining_secs")
+        .as_u64()
+        .expect("an open trigger has time left");
+    assert!(
+        (25..=30).contains(&left),
+        "trigger timeout 30 s, {left} s left"
+    );
+    assert!(
+        trg.get("hits_packets").as_u64().unwrap_or(0) >= 1,
+        "one inbound connection on the open port: {trg:?}"
+    );
+
+    // The human form names every forward and trigger.
+    let text = cli.status(false).ok().stdout;
+    for name in ["web", "game", "irc-ident"] {
+        assert!(text.contains(name), "status text lacks {name}:\n{text}");
+    }
 }

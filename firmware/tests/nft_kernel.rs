@@ -139,7 +139,7 @@ fn forwards_ruleset(n: usize) -> Ruleset {
     for i in 0..n {
         let name = format!("fwd_{i}");
         let allow = format!("{name}_allow");
-        let host = std::net::Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250) as u8 + 1);
+        let host = std::net::Ipv4Addr::from(0x0a01_0001 + u32::try_from(i).expect("small n"));
         sets.push(Set {
             name: allow.clone(),
             key: vec![DataType::Ipv4Addr],
@@ -189,7 +189,9 @@ fn forwards_ruleset(n: usize) -> Ruleset {
             ],
         });
         dispatch.push(Element {
-            key: ElemKey::Single(vec![Value::Port(10000 + i as u16)]),
+            key: ElemKey::Single(vec![Value::Port(
+                10000 + u16::try_from(i).expect("n < 55536"),
+            )]),
             data: Some(ElemData::Verdict(Verdict::Jump(name))),
             timeout: None,
         });
@@ -478,7 +480,7 @@ fn read_table_sees_counter_hits_and_datapath_updates() {
     assert!(up.status.success());
     let path = format!("/run/netns/{}", ns.name);
     std::thread::spawn(move || {
-        setns(&File::open(&path).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
+        setns(File::open(&path).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..3 {
             s.send_to(b"x", "127.0.0.1:9").unwrap();

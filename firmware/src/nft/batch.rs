@@ -15,7 +15,9 @@ use super::expr::put_verdict;
 use super::lower::lower_rule;
 use super::text::rule_text;
 use super::uapi::*;
-use super::values::{num_bytes, put_values, types_id, types_len, udata_byteorder, value_num};
+use super::values::{
+    millis, num_bytes, put_values, types_id, types_len, u32_sat, udata_byteorder, value_num,
+};
 use super::wire::{Mark, MsgBuf};
 use crate::ruleset::{
     BaseChain, Chain, ChainType, ElemData, ElemKey, Element, Hook, Policy, Ruleset, Set, SetData,
@@ -91,7 +93,7 @@ impl<'a> Batch<'a> {
 
     /// Sequence numbers of the acknowledged messages (everything between begin and end).
     pub fn seqs(&self) -> std::ops::Range<u32> {
-        self.first_seq..self.first_seq + self.objects.len() as u32
+        self.first_seq..self.first_seq.wrapping_add(u32_sat(self.objects.len()))
     }
 
     /// The sequence number following this batch (for the next request).
@@ -251,7 +253,7 @@ impl<'a> Builder<'a> {
         let size = s.size.or_else(|| {
             s.flags
                 .constant
-                .then(|| kernel_elements(s, true).len() as u32)
+                .then(|| u32_sat(kernel_elements(s, true).len()))
         });
         if let Some(size) = size {
             let d = b.nest(NFTA_SET_DESC);
@@ -259,7 +261,7 @@ impl<'a> Builder<'a> {
             b.end_nest(d);
         }
         if let Some(t) = s.timeout {
-            b.put_u64(NFTA_SET_TIMEOUT, t.as_millis() as u64);
+            b.put_u64(NFTA_SET_TIMEOUT, millis(t));
         }
         b.put(NFTA_SET_USERDATA, &set_udata(s));
         b.end(m);
@@ -303,7 +305,11 @@ impl<'a> Builder<'a> {
             let n = self.b.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
             let mut i = 0;
             while i < rest.len() && (i == 0 || self.b.since(n) < MAX_ELEM_NEST) {
-                rest[i].encode(&mut self.b, i as u16 + 1, delete);
+                rest[i].encode(
+                    &mut self.b,
+                    u16::try_from(i + 1).unwrap_or(u16::MAX),
+                    delete,
+                );
                 i += 1;
             }
             self.b.end_nest(n);
@@ -366,7 +372,8 @@ fn put_base_chain(b: &mut MsgBuf, base: &BaseChain) {
             Hook::Postrouting => 4,
         },
     );
-    b.put_u32(NFTA_HOOK_PRIORITY, base.priority as u32);
+    // Two's complement, as the kernel reads it back as s32.
+    b.put(NFTA_HOOK_PRIORITY, &base.priority.to_be_bytes());
     b.end_nest(h);
 }
 
@@ -468,7 +475,7 @@ impl<'a> KElem<'a> {
         }
         let e = self.elem.filter(|_| !delete);
         if let Some(t) = e.and_then(|e| e.timeout) {
-            b.put_u64(NFTA_SET_ELEM_TIMEOUT, t.as_millis() as u64);
+            b.put_u64(NFTA_SET_ELEM_TIMEOUT, millis(t));
         }
         let k = b.nest(NFTA_SET_ELEM_KEY);
         let mut bytes = Vec::with_capacity(16);
@@ -591,7 +598,7 @@ pub(crate) fn encode_apply_batch_with(rs: &Ruleset, seq: u32, ack: u16) -> Batch
     }
     let mut ids = HashMap::with_capacity(rs.sets.len());
     for (i, s) in rs.sets.iter().enumerate() {
-        let id = i as u32 + 1;
+        let id = u32_sat(i + 1);
         ids.insert(s.name.as_str(), id);
         b.set(t, s, id);
         if !s.elements.is_empty() {

@@ -22,7 +22,7 @@ impl Data {
         let mut bytes = [0; 16];
         bytes[..n].copy_from_slice(&b[..n]);
         Data {
-            len: n as u8,
+            len: u8::try_from(n).unwrap_or(16),
             bytes,
         }
     }
@@ -273,7 +273,7 @@ impl Expr<'_> {
             }
             Expr::Dnat { addr, proto, flags } => {
                 b.put_u32(NFTA_NAT_TYPE, NFT_NAT_DNAT);
-                b.put_u32(NFTA_NAT_FAMILY, NFPROTO_IPV4);
+                b.put_u32(NFTA_NAT_FAMILY, u32::from(NFPROTO_IPV4));
                 b.put_u32(NFTA_NAT_REG_ADDR_MIN, *addr);
                 if let Some(p) = proto {
                     b.put_u32(NFTA_NAT_REG_PROTO_MIN, *p);

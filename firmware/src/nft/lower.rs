@@ -18,7 +18,7 @@ use crate::ruleset::{CmpOp, CtState, DynsetOp, Field, Rule, Stmt};
 
 /// Register number for a position counted in 32-bit units from the first data register.
 pub fn reg(unit: u32) -> u32 {
-    if unit % 4 == 0 {
+    if unit.is_multiple_of(4) {
         NFT_REG_1 + unit / 4
     } else {
         NFT_REG32_00 + unit
@@ -67,7 +67,7 @@ fn load_key(out: &mut Vec<Expr<'_>>, fields: &[Field], unit: u32) -> u32 {
     let mut u = unit;
     for f in fields {
         out.push(load(*f, reg(u)));
-        u += f.data_type().len().div_ceil(4) as u32;
+        u += super::values::u32_sat(f.data_type().len().div_ceil(4));
     }
     u - unit
 }
@@ -139,12 +139,12 @@ pub fn lower_rule<'a>(rule: &'a Rule, ids: &dyn SetIds) -> Vec<Expr<'a>> {
                 &mut out,
                 NFT_META_NFPROTO,
                 NFT_CMP_EQ,
-                Data::new(&[NFPROTO_IPV4 as u8]),
+                Data::new(&[NFPROTO_IPV4]),
             );
             have_ipv4 = true;
         }
         lower_stmt(&mut out, s, ids);
-        if *s == Stmt::NfProto(NFPROTO_IPV4 as u8) {
+        if *s == Stmt::NfProto(NFPROTO_IPV4) {
             have_ipv4 = true;
         }
     }

@@ -14,6 +14,7 @@ use super::state::{
     RawElem, SetState, TableState,
 };
 use super::uapi::*;
+use super::values::u32_sat;
 use super::wire::{messages, MsgBuf};
 use crate::ruleset::{ElemKey, Element, Ruleset};
 
@@ -31,6 +32,8 @@ pub struct Nft {
     buf: Vec<u8>,
     sndbuf: usize,
     rcvbuf: usize,
+    /// An earlier request ended early (error mid-stream) and may have left answers queued.
+    dirty: bool,
 }
 
 /// What an apply did, for logs and benchmarks.
@@ -72,7 +75,7 @@ impl Nft {
         sock.set_cap_ack(true).map_err(NftError::Open)?;
         let seq = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as u32)
+            .map(|d| d.subsec_nanos())
             .unwrap_or(1);
         Ok(Nft {
             sock,
@@ -80,12 +83,13 @@ impl Nft {
             buf: Vec::with_capacity(RECV_BUF),
             sndbuf: 0,
             rcvbuf: 0,
+            dirty: false,
         })
     }
 
     fn next_seq(&mut self, n: usize) -> u32 {
         let s = self.seq;
-        self.seq = self.seq.wrapping_add(n as u32 + 2);
+        self.seq = self.seq.wrapping_add(u32_sat(n).saturating_add(2));
         s
     }
 
@@ -125,6 +129,16 @@ impl Nft {
         }
     }
 
+    /// Discards answers an interrupted earlier request left queued, so they are not taken
+    /// for answers to the next one (costs a syscall, hence only when needed).
+    fn drain(&mut self) -> io::Result<()> {
+        if self.dirty {
+            while self.recv_one(true)? {}
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
     /// Sends a batch and checks the ack of every message.
     ///
     /// nfnetlink processes a batch synchronously inside `sendmsg` and queues all acks
@@ -133,11 +147,9 @@ impl Nft {
     fn transact(&mut self, batch: &Batch<'_>, what: &'static str) -> Result<(), NftError> {
         self.size_buffers(batch.bytes().len(), batch.len())
             .map_err(|source| NftError::Send { what, source })?;
-        // Stale answers from an interrupted earlier request must not be taken for ours.
-        while self
-            .recv_one(true)
-            .map_err(|source| NftError::Receive { what, source })?
-        {}
+        self.drain()
+            .map_err(|source| NftError::Receive { what, source })?;
+        self.dirty = true;
         self.sock
             .send(batch.bytes(), 0)
             .map_err(|source| NftError::Send { what, source })?;
@@ -179,6 +191,7 @@ impl Nft {
                 }
             }
         }
+        self.dirty = false;
         if let Some((seq, errno)) = first_error {
             return Err(NftError::Rejected {
                 object: batch.describe(seq),
@@ -186,7 +199,9 @@ impl Nft {
             });
         }
         if pending > 0 {
-            let first = acked.iter().position(|a| !a).unwrap_or(0) as u32 + seqs.start;
+            let first = seqs
+                .start
+                .wrapping_add(u32_sat(acked.iter().position(|a| !a).unwrap_or(0)));
             return Err(NftError::MissingAck {
                 what,
                 missing: pending,
@@ -312,7 +327,8 @@ impl Nft {
         let m = b.begin_nft(msg, NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO_INET);
         attrs(&mut b);
         b.end(m);
-        while self.recv_one(true).map_err(err)? {}
+        self.drain().map_err(err)?;
+        self.dirty = true;
         self.sock.send(&b.buf, 0).map_err(err)?;
         loop {
             self.recv_one(false).map_err(err)?;
@@ -322,10 +338,19 @@ impl Nft {
                     continue;
                 }
                 match m.ty {
-                    NLMSG_DONE => return Ok(()),
+                    NLMSG_DONE => {
+                        self.dirty = false;
+                        return Ok(());
+                    }
                     NLMSG_ERROR => match nlmsg_errno(m.payload) {
-                        Some(0) => return Ok(()),
-                        Some(e) => return Err(err(io::Error::from_raw_os_error(e))),
+                        Some(0) => {
+                            self.dirty = false;
+                            return Ok(());
+                        }
+                        Some(e) => {
+                            self.dirty = false;
+                            return Err(err(io::Error::from_raw_os_error(e)));
+                        }
                         None => return Err(err(proto_error("short error message"))),
                     },
                     _ => f(m.payload),

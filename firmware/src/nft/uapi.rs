@@ -30,7 +30,7 @@ pub const NFGENMSG_LEN: usize = 4;
 // linux/netfilter.h
 pub const NFPROTO_UNSPEC: u8 = 0;
 pub const NFPROTO_INET: u8 = 1;
-pub const NFPROTO_IPV4: u32 = 2;
+pub const NFPROTO_IPV4: u8 = 2;
 
 // enum nf_tables_msg_types
 pub const NFT_MSG_NEWTABLE: u16 = 0;

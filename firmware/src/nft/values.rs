@@ -41,6 +41,16 @@ pub fn value_num(v: &Value) -> (u64, usize) {
     }
 }
 
+/// A count as u32, saturating (kernel counters and sequence arithmetic are 32-bit).
+pub fn u32_sat(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Milliseconds of a duration as the kernel's u64, saturating.
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Big-endian bytes of `n` at `width` bytes.
 pub fn num_bytes(n: u64, width: usize) -> ([u8; 8], usize) {
     let b = n.to_be_bytes();
@@ -84,7 +94,7 @@ pub fn types_len(types: &[DataType]) -> u32 {
         [t] => t.len(),
         _ => types.iter().map(|t| reg_len(t.len())).sum(),
     };
-    n as u32
+    u32_sat(n)
 }
 
 /// `NFTA_SET_KEY_TYPE`/`DATA_TYPE`: concatenations shift each part in by 6 bits.

@@ -155,6 +155,14 @@ impl Expr<'_> {
         }
     }
 
+    /// The expression as an `NFTA_LIST_ELEM` attribute, for callers that assemble rules
+    /// themselves (e.g. a `reject` the ruleset vocabulary has no statement for yet).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = MsgBuf::with_capacity(64);
+        self.encode(&mut b);
+        b.buf
+    }
+
     /// Writes `NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { ... } }`.
     pub fn encode(&self, b: &mut MsgBuf) {
         let elem = b.nest(NFTA_LIST_ELEM);

@@ -132,6 +132,25 @@ fn acked_batch_differs_from_nft_only_by_the_ack_flag() {
 }
 
 #[test]
+fn reject_expressions_equal_nft() {
+    use super::expr::{Expr, Reject};
+    // From `sh testdata/capture.sh` on `table inet t { chain c1 { reject; reject with icmpx
+    // type admin-prohibited; } }`: the NFTA_LIST_ELEM inside each NEWRULE (bytes 40..).
+    const REJECT: [u8; 36] = [
+        0x24, 0x00, 0x01, 0x80, 0x0b, 0x00, 0x01, 0x00, 0x72, 0x65, 0x6a, 0x65, 0x63, 0x74, 0x00,
+        0x00, 0x14, 0x00, 0x02, 0x80, 0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x02, 0x05, 0x00,
+        0x02, 0x00, 0x01, 0x00, 0x00, 0x00,
+    ];
+    assert_eq!(
+        Expr::Reject(Reject::IcmpxPortUnreachable).to_bytes(),
+        REJECT
+    );
+    let mut admin = REJECT;
+    admin[32] = 3;
+    assert_eq!(Expr::Reject(Reject::IcmpxAdminProhibited).to_bytes(), admin);
+}
+
+#[test]
 #[ignore = "prints the fixtures as nft text, for regenerating testdata"]
 fn print_texts() {
     println!("{}", crate::render::render(&example_ruleset("pc")));

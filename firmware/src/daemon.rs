@@ -36,6 +36,18 @@ pub enum Command {
     },
     /// The config currently in force.
     GetConfig { reply: Sender<Config> },
+    /// Validate, install and save a config on trial: unless [`Command::Confirm`] arrives
+    /// within `secs`, the config in force before the trial is installed and saved again.
+    /// A trial started while another runs keeps the first one's previous config.
+    ApplyTrial {
+        config: Box<Config>,
+        secs: u64,
+        reply: Sender<Result<Report, EngineError>>,
+    },
+    /// Keep the config on trial; replies whether a trial was running.
+    Confirm { reply: Sender<bool> },
+    /// Whether a trial runs and when the last rollback happened.
+    Trial { reply: Sender<TrialInfo> },
     /// Stop the owner thread (the ruleset stays installed).
     Shutdown,
 }
@@ -77,6 +89,26 @@ impl Handle {
         self.call(|reply| Command::GetConfig { reply })
     }
 
+    pub fn apply_trial(
+        &self,
+        config: Config,
+        secs: u64,
+    ) -> Result<Result<Report, EngineError>, Gone> {
+        self.call(|reply| Command::ApplyTrial {
+            config: Box::new(config),
+            secs,
+            reply,
+        })
+    }
+
+    pub fn confirm(&self) -> Result<bool, Gone> {
+        self.call(|reply| Command::Confirm { reply })
+    }
+
+    pub fn trial(&self) -> Result<TrialInfo, Gone> {
+        self.call(|reply| Command::Trial { reply })
+    }
+
     pub fn shutdown(&self) {
         let _ = self.tx.send(Command::Shutdown);
     }
@@ -92,10 +124,28 @@ pub fn spawn(engine: Engine, config: Config) -> (Handle, JoinHandle<()>) {
     (Handle { tx }, join)
 }
 
+/// State of apply-with-rollback, as the UI sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TrialInfo {
+    /// Seconds left before an unconfirmed trial is rolled back; None when no trial runs.
+    pub remaining_secs: Option<u64>,
+    /// When the last unconfirmed trial was rolled back.
+    pub rolled_back_at: Option<Timestamp>,
+}
+
+/// A config on trial: what to go back to, and when.
+#[derive(Debug)]
+struct Trial {
+    previous: Config,
+    deadline: Timestamp,
+}
+
 struct Owner {
     engine: Engine,
     config: Config,
     facts: HostFacts,
+    trial: Option<Trial>,
+    rolled_back_at: Option<Timestamp>,
 }
 
 impl Owner {
@@ -104,6 +154,8 @@ impl Owner {
             engine,
             config,
             facts: HostFacts::default(),
+            trial: None,
+            rolled_back_at: None,
         }
     }
 
@@ -112,9 +164,14 @@ impl Owner {
         loop {
             let now = Timestamp::now();
             self.expire(now);
+            self.rollback_if_due(now);
             self.refresh_facts(now);
-            let wait = match next_expiry(&self.config, now) {
-                Some(t) => Duration::from_secs(t.0 - now.0).min(FACTS_POLL),
+            let next = next_expiry(&self.config, now)
+                .into_iter()
+                .chain(self.trial.as_ref().map(|t| t.deadline))
+                .min();
+            let wait = match next {
+                Some(t) => Duration::from_secs(t.0.saturating_sub(now.0).max(1)).min(FACTS_POLL),
                 None => FACTS_POLL,
             };
             match rx.recv_timeout(wait) {
@@ -151,6 +208,42 @@ impl Owner {
             }
             Command::GetConfig { reply } => {
                 let _ = reply.send(self.config.clone());
+            }
+            Command::ApplyTrial {
+                config,
+                secs,
+                reply,
+            } => {
+                let r = self.engine.apply_and_save(&config, now);
+                if r.is_ok() {
+                    let previous = std::mem::replace(&mut self.config, *config);
+                    let previous = match self.trial.take() {
+                        Some(t) => t.previous,
+                        None => previous,
+                    };
+                    self.trial = Some(Trial {
+                        previous,
+                        deadline: Timestamp(now.0 + secs),
+                    });
+                    eprintln!("portcullis: applied a config on trial for {secs} s");
+                }
+                let _ = reply.send(r);
+            }
+            Command::Confirm { reply } => {
+                let had = self.trial.take().is_some();
+                if had {
+                    eprintln!("portcullis: trial config confirmed");
+                }
+                let _ = reply.send(had);
+            }
+            Command::Trial { reply } => {
+                let _ = reply.send(TrialInfo {
+                    remaining_secs: self
+                        .trial
+                        .as_ref()
+                        .map(|t| t.deadline.0.saturating_sub(now.0)),
+                    rolled_back_at: self.rolled_back_at,
+                });
             }
             Command::Shutdown => {}
         }
@@ -194,6 +287,28 @@ impl Owner {
                 self.install_current("expiry");
             }
             Err(e) => eprintln!("portcullis: saving after expiry failed: {}", chain(&e)),
+        }
+    }
+
+    /// Puts the config in force before an unconfirmed trial back, installed and saved.
+    fn rollback_if_due(&mut self, now: Timestamp) {
+        if self.trial.as_ref().is_none_or(|t| t.deadline > now) {
+            return;
+        }
+        let Some(trial) = self.trial.take() else {
+            return;
+        };
+        match self.engine.apply_and_save(&trial.previous, now) {
+            Ok(_) => {
+                eprintln!("portcullis: trial not confirmed; previous config restored");
+                self.config = trial.previous;
+                self.rolled_back_at = Some(now);
+            }
+            Err(e) => {
+                eprintln!("portcullis: rolling back the trial failed: {}", chain(&e));
+                // Try again at the next wake-up rather than keep an unconfirmed config.
+                self.trial = Some(trial);
+            }
         }
     }
 

@@ -24,6 +24,12 @@ pub fn gather(wan_interface: &str) -> Result<HostFacts, FactsError> {
     Ok(HostFacts { wan_addrs })
 }
 
+/// The IPv4 addresses of an interface (the LAN one: where the web UI listens). A missing
+/// interface or one without an address gives an empty list.
+pub fn interface_addrs(interface: &str) -> Result<Vec<Ipv4Addr>, FactsError> {
+    Ok(gather(interface)?.wan_addrs)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

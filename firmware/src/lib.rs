@@ -14,3 +14,4 @@ pub mod render;
 pub mod ruleset;
 pub mod status;
 pub mod store;
+pub mod web;

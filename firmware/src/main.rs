@@ -10,19 +10,21 @@ use nix::sys::signal::{SigSet, Signal};
 use portcullis::config::{Config, ConfigError, Timestamp};
 use portcullis::daemon::{self, chain};
 use portcullis::engine::{Engine, EngineError};
-use portcullis::{facts, plan, readback, render, status};
+use portcullis::{facts, plan, readback, render, status, web};
 
 const DEFAULT_CONFIG: &str = "/etc/portcullis/config.json";
 
 const USAGE: &str = "\
-usage: portcullis [--config SAVED] COMMAND
+usage: portcullis [--config SAVED] [--listen ADDR:PORT]... COMMAND
 
 commands:
   check FILE     validate FILE; exit 1 with one line per problem
   plan FILE      print the nftables ruleset FILE would install (nft syntax)
   apply FILE     validate FILE, install it atomically, save it as SAVED
   status [--json] forwards and triggers: state, hits, time left
-  serve          run the daemon: install SAVED, keep expiry and status current
+  serve          run the daemon: install SAVED, keep expiry and status current, and
+                 serve the web UI on the LAN interface's addresses (management.http_port)
+                 or on each --listen ADDR:PORT instead (never give a WAN address)
   --version      print the version
 
 SAVED defaults to /etc/portcullis/config.json.";
@@ -36,6 +38,14 @@ fn main() -> ExitCode {
         }
         saved = PathBuf::from(args.remove(i + 1));
         args.remove(i);
+    }
+    let mut listen: Vec<std::net::SocketAddr> = Vec::new();
+    while let Some(i) = args.iter().position(|a| a == "--listen") {
+        let Some(addr) = args.get(i + 1).and_then(|a| a.parse().ok()) else {
+            return usage_error("--listen needs an address like 192.168.1.1:80");
+        };
+        listen.push(addr);
+        args.drain(i..=i + 1);
     }
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     match strs.as_slice() {
@@ -52,7 +62,7 @@ fn main() -> ExitCode {
         ["apply", file] => apply(file, &saved),
         ["status"] => status_cmd(&saved, false),
         ["status", "--json"] => status_cmd(&saved, true),
-        ["serve"] => serve(&saved),
+        ["serve"] => serve(&saved, listen),
         _ => usage_error("unknown command or wrong arguments"),
     }
 }
@@ -181,7 +191,71 @@ fn status_cmd(saved: &std::path::Path, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn serve(saved: &std::path::Path) -> ExitCode {
+/// Starts the web UI on `listen`, or on the LAN interface's addresses; if the LAN has no
+/// address yet, keeps trying in the background. The server lives until the process ends.
+fn start_web(
+    handle: &daemon::Handle,
+    cfg: &Config,
+    saved: &std::path::Path,
+    listen: Vec<std::net::SocketAddr>,
+) {
+    let dir = match saved.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let handle = handle.clone();
+    let lan = cfg.lan.interface.clone();
+    let port = cfg.management.http_port;
+    let spawned = std::thread::Builder::new()
+        .name("web-start".into())
+        .spawn(move || {
+            let mut warned = false;
+            let addrs = loop {
+                if !listen.is_empty() {
+                    break listen;
+                }
+                let found: Vec<std::net::SocketAddr> = facts::interface_addrs(&lan)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| std::net::SocketAddr::from((a, port)))
+                    .collect();
+                if !found.is_empty() {
+                    break found;
+                }
+                if !warned {
+                    eprintln!("portcullis: web UI waits for an IPv4 address on {lan}");
+                    warned = true;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            };
+            let opts = web::WebOptions {
+                listen: addrs,
+                run_dir: dir.clone(),
+                limits: web::Limits::default(),
+                app: web::AppOptions {
+                    state_dir: Some(dir),
+                    ..web::AppOptions::default()
+                },
+            };
+            match web::start(handle, opts) {
+                Ok(w) => {
+                    for a in w.addrs() {
+                        eprintln!("portcullis: web UI on http://{a}/");
+                    }
+                    // Serve until the process ends.
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => eprintln!("portcullis: web UI not started: {}", chain(&e)),
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("portcullis: web UI not started: {e}");
+    }
+}
+
+fn serve(saved: &std::path::Path, listen: Vec<std::net::SocketAddr>) -> ExitCode {
     let cfg = match Config::load(saved) {
         Ok(c) => c,
         Err(e) => return report_config_error(&saved.display().to_string(), &e),
@@ -200,8 +274,9 @@ fn serve(saved: &std::path::Path) -> ExitCode {
         Ok(e) => e,
         Err(e) => return engine_error(&e),
     };
-    let (handle, join) = daemon::spawn(engine, cfg);
+    let (handle, join) = daemon::spawn(engine, cfg.clone());
     eprintln!("portcullis: serving {}", saved.display());
+    start_web(&handle, &cfg, saved, listen);
     loop {
         match signals.wait() {
             Ok(Signal::SIGHUP) => match handle.reload() {

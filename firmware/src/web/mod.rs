@@ -1,0 +1,259 @@
+//! The web UI at the router's LAN address: static pages embedded from `webui/` and the
+//! JSON API they use (`/api/v1`, see `docs/api.md`).
+//!
+//! ```text
+//!  LAN client ──TCP──► gate (poll thread: timeouts, size caps, connection cap)
+//!                        │ complete requests only
+//!                        ▼
+//!                      workers ──Unix socket──► tiny_http ──► handler threads
+//!                                                              │ api::App
+//!                                                              ▼
+//!                                                   daemon::Handle (commands) ──► owner thread
+//! ```
+//!
+//! Handlers never touch kernel state: every change is a `daemon::Command`.
+
+pub mod api;
+pub mod assets;
+pub mod audit;
+pub mod auth;
+pub mod gate;
+pub mod http;
+pub mod sessions;
+pub mod throttle;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::Timestamp;
+use crate::daemon::Handle;
+
+pub use api::{App, AppOptions};
+pub use gate::Limits;
+use http::{Request, Response};
+
+/// The Content-Security-Policy of every response: nothing inline, nothing from elsewhere.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+base-uri 'none'";
+
+/// Handler threads behind tiny_http.
+const HANDLERS: usize = 2;
+
+/// Why the web server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("listening on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("creating the handler socket {path}")]
+    Backend {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the HTTP server on {path}: {message}")]
+    Http { path: PathBuf, message: String },
+    #[error("starting web server threads")]
+    Threads(#[source] std::io::Error),
+}
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// Addresses to listen on: the LAN interface's addresses, never the WAN.
+    pub listen: Vec<SocketAddr>,
+    /// Directory for the private handler socket (and, through `app`, the UI's state).
+    pub run_dir: PathBuf,
+    pub limits: Limits,
+    pub app: AppOptions,
+}
+
+/// The running web server.
+pub struct Web {
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    server: Arc<tiny_http::Server>,
+    gate: Option<gate::Gate>,
+    handlers: Vec<JoinHandle<()>>,
+    socket: PathBuf,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web").field("addrs", &self.addrs).finish()
+    }
+}
+
+impl Web {
+    /// The addresses actually bound (port 0 becomes the real port).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops accepting, finishes what is in flight and returns.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(g) = self.gate.take() {
+            // Workers end when the gate's queue closes.
+            g.join();
+        }
+        for _ in &self.handlers {
+            self.server.unblock();
+        }
+        for h in self.handlers.drain(..) {
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+impl Drop for Web {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Binds the listeners and starts serving.
+pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
+    let mut listeners = Vec::new();
+    let mut addrs = Vec::new();
+    for addr in &opts.listen {
+        let l = TcpListener::bind(addr).map_err(|source| WebError::Bind {
+            addr: *addr,
+            source,
+        })?;
+        addrs.push(l.local_addr().unwrap_or(*addr));
+        listeners.push(l);
+    }
+    let socket = opts
+        .run_dir
+        .join(format!(".portcullis-web-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let unix =
+        std::os::unix::net::UnixListener::bind(&socket).map_err(|source| WebError::Backend {
+            path: socket.clone(),
+            source,
+        })?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
+    }
+    let server =
+        Arc::new(
+            tiny_http::Server::from_listener(unix, None).map_err(|e| WebError::Http {
+                path: socket.clone(),
+                message: e.to_string(),
+            })?,
+        );
+    let app = Arc::new(App::new(daemon, opts.app.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handlers = Vec::new();
+    for i in 0..HANDLERS {
+        let server = Arc::clone(&server);
+        let app = Arc::clone(&app);
+        let stop = Arc::clone(&stop);
+        handlers.push(
+            std::thread::Builder::new()
+                .name(format!("web-handler-{i}"))
+                .spawn(move || handler_loop(&server, &app, &stop))
+                .map_err(WebError::Threads)?,
+        );
+    }
+    let gate = gate::spawn(
+        listeners,
+        socket.clone(),
+        opts.limits.clone(),
+        Arc::clone(&stop),
+    )
+    .map_err(WebError::Threads)?;
+    Ok(Web {
+        addrs,
+        stop,
+        server,
+        gate: Some(gate),
+        handlers,
+        socket,
+    })
+}
+
+fn handler_loop(server: &tiny_http::Server, app: &App, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut rq) = server.recv() else {
+            continue;
+        };
+        let req = convert(&mut rq);
+        let resp = route(app, &req, Timestamp::now());
+        let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
+        for (name, value) in resp.headers {
+            if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                out.add_header(h);
+            }
+        }
+        let _ = rq.respond(out);
+    }
+}
+
+fn convert(rq: &mut tiny_http::Request) -> Request {
+    let headers: Vec<(String, String)> = rq
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
+        .collect();
+    let peer = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(gate::PEER_HEADER))
+        .and_then(|(_, v)| v.parse::<IpAddr>().ok())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let mut body = Vec::new();
+    let _ = std::io::Read::read_to_end(rq.as_reader(), &mut body);
+    let url = rq.url();
+    let path = url.split('?').next().unwrap_or("/").to_string();
+    Request {
+        method: rq.method().as_str().to_ascii_uppercase(),
+        path,
+        headers,
+        body,
+        peer,
+    }
+}
+
+/// Answers any request: host check, API or asset, and the security headers.
+pub fn route(app: &App, req: &Request, now: Timestamp) -> Response {
+    let resp = if !api::host_allowed(req.header("Host").unwrap_or("")) {
+        Response::error(
+            421,
+            "use the router's address (or a .lan name) to reach this page",
+        )
+    } else if req.path.starts_with("/api/") {
+        app.handle(req, now)
+    } else if req.method == "GET" || req.method == "HEAD" {
+        let gz = req
+            .header("Accept-Encoding")
+            .is_some_and(|a| a.split(',').any(|e| e.trim().starts_with("gzip")));
+        assets::serve(&req.path, gz, req.header("If-None-Match"))
+            .unwrap_or_else(|| Response::error(404, "not found"))
+    } else {
+        Response::error(405, "method not allowed")
+    };
+    with_security_headers(resp)
+}
+
+fn with_security_headers(r: Response) -> Response {
+    r.header("Content-Security-Policy", CSP)
+        .header("X-Frame-Options", "DENY")
+        .header("X-Content-Type-Options", "nosniff")
+        .header("Referrer-Policy", "no-referrer")
+        .header("Cross-Origin-Opener-Policy", "same-origin")
+        .header("Cross-Origin-Resource-Policy", "same-origin")
+}

@@ -1,0 +1,958 @@
+//! The web UI's HTTP API, end to end over TCP: every route, sessions, CSRF, throttling,
+//! validation, apply-with-rollback, assets and the gate's limits (incl. 200 idle sockets).
+//!
+//! Needs root: each test runs the daemon's owner thread in a network namespace of its own
+//! (`pcxweb-<pid>-<n>`, with dummy `lan0`/`wan0`), removed when the test ends, pass or
+//! fail. The web server itself listens on 127.0.0.1 in the test's namespace; it never
+//! touches kernel state, only the owner thread does.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use portcullis::config::{Config, Timestamp};
+use portcullis::daemon::{self, Handle};
+use portcullis::engine::Engine;
+use portcullis::web::{self, api, auth::Cost, AppOptions, Limits, Web, WebOptions};
+use serde_json::{json, Value};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+const PASSWORD: &str = "mellow-otter-93";
+
+const CONFIG: &str = r#"{
+  "version": 1,
+  "lan": { "interface": "lan0", "subnets": ["192.168.1.0/24"] },
+  "wan": { "interface": "wan0" },
+  "management": { "http_port": 80 }
+}"#;
+
+/// A namespace with the daemon in it and the web server on loopback; all removed on drop.
+struct Fixture {
+    ns: String,
+    dir: std::path::PathBuf,
+    web: Option<Web>,
+    handle: Handle,
+    owner: Option<std::thread::JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().expect("run ip");
+    assert!(st.success(), "ip {args:?}");
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture::with(AppOptions::default().trial_secs, Limits::default())
+    }
+
+    fn with(trial_secs: u64, limits: Limits) -> Fixture {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
+            "web API tests need root (network namespaces, nftables)"
+        );
+        let ns = format!(
+            "pcxweb-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = std::env::temp_dir().join(&ns);
+        std::fs::create_dir_all(&dir).unwrap();
+        ip(&["netns", "add", &ns]);
+        // From here on, a panic drops `guard`, which removes the namespace and directory.
+        let guard = NsGuard(ns.clone(), dir.clone());
+        // A veth pair stands for the two ports (the host kernel has no dummy module).
+        ip(&[
+            "-n", &ns, "link", "add", "lan0", "type", "veth", "peer", "name", "wan0",
+        ]);
+        for (dev, cidr) in [("lan0", "192.168.1.1/24"), ("wan0", "203.0.113.2/24")] {
+            ip(&["-n", &ns, "addr", "add", cidr, "dev", dev]);
+            ip(&["-n", &ns, "link", "set", dev, "up"]);
+        }
+        let saved = dir.join("config.json");
+        std::fs::write(&saved, CONFIG).unwrap();
+        let cfg = Config::parse(CONFIG).unwrap();
+        let path = format!("/run/netns/{ns}");
+        let (handle, owner) = std::thread::scope(|s| {
+            s.spawn(|| {
+                let f = std::fs::File::open(&path).unwrap();
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                // The owner thread inherits this thread's namespace.
+                daemon::spawn(Engine::open(&saved).expect("engine"), cfg)
+            })
+            .join()
+            .unwrap()
+        });
+        let web = web::start(
+            handle.clone(),
+            WebOptions {
+                listen: vec!["127.0.0.1:0".parse().unwrap()],
+                run_dir: dir.clone(),
+                limits,
+                app: AppOptions {
+                    state_dir: Some(dir.clone()),
+                    kdf: Cost {
+                        log_n: 8,
+                        r: 8,
+                        p: 1,
+                    },
+                    trial_secs,
+                },
+            },
+        )
+        .expect("web server starts");
+        let addr = web.addrs()[0];
+        std::mem::forget(guard);
+        Fixture {
+            ns,
+            dir,
+            web: Some(web),
+            handle,
+            owner: Some(owner),
+            addr,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client {
+            addr: self.addr,
+            cookie: None,
+            csrf: None,
+        }
+    }
+
+    /// A client that completed first-boot setup and holds a session.
+    fn admin(&self) -> Client {
+        let mut c = self.client();
+        let r = c.post("/api/v1/setup", &json!({ "password": PASSWORD }));
+        assert_eq!(r.status, 200, "{}", r.text());
+        c
+    }
+}
+
+struct NsGuard(String, std::path::PathBuf);
+
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(w) = self.web.take() {
+            w.stop();
+        }
+        self.handle.shutdown();
+        if let Some(o) = self.owner.take() {
+            let _ = o.join();
+        }
+        drop(NsGuard(self.ns.clone(), self.dir.clone()));
+    }
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+    /// Fields named by a 422's issues.
+    fn fields(&self) -> Vec<String> {
+        self.json()["issues"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|i| i["severity"] == "error")
+                    .map(|i| i["field"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Sends raw bytes, reads until the server closes.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    parse(&out)
+}
+
+fn parse(out: &[u8]) -> Resp {
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(out)));
+    let head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: out[end + 4..].to_vec(),
+    }
+}
+
+struct Client {
+    addr: SocketAddr,
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Client {
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        if let Some(c) = &self.cookie {
+            head.push_str(&format!("Cookie: {}={c}\r\n", api::COOKIE));
+        }
+        let has_ct = extra
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        if method != "GET" {
+            if !has_ct {
+                head.push_str("Content-Type: application/json\r\n");
+            }
+            if let Some(t) = &self.csrf {
+                if !extra.iter().any(|(n, _)| *n == api::CSRF_HEADER) {
+                    head.push_str(&format!("{}: {t}\r\n", api::CSRF_HEADER));
+                }
+            }
+        }
+        for (n, v) in extra {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        let body = body.unwrap_or(b"");
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        let r = raw(self.addr, &bytes);
+        if let Some(sc) = r.header("Set-Cookie") {
+            let v = sc
+                .split(';')
+                .next()
+                .unwrap()
+                .split_once('=')
+                .unwrap()
+                .1
+                .to_string();
+            self.cookie = (!v.is_empty()).then_some(v);
+        }
+        if r.status == 200 {
+            if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&r.body) {
+                if let Some(Value::String(t)) = m.get("csrf") {
+                    self.csrf = Some(t.clone());
+                }
+            }
+        }
+        r
+    }
+    fn get(&mut self, path: &str) -> Resp {
+        self.request("GET", path, None, &[])
+    }
+    fn post(&mut self, path: &str, v: &Value) -> Resp {
+        self.request("POST", path, Some(v.to_string().as_bytes()), &[])
+    }
+    fn put(&mut self, path: &str, v: &Value) -> Resp {
+        self.request("PUT", path, Some(v.to_string().as_bytes()), &[])
+    }
+    fn delete(&mut self, path: &str) -> Resp {
+        self.request("DELETE", path, None, &[])
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{name}", "web")
+}
+
+#[test]
+fn every_route_except_setup_and_login_requires_a_session() {
+    let f = Fixture::new();
+    let public: Vec<(&str, &str)> = api::ROUTES
+        .iter()
+        .filter(|r| r.access == api::Access::Public)
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        public,
+        [
+            ("GET", "/api/v1/setup"),
+            ("POST", "/api/v1/setup"),
+            ("POST", "/api/v1/login")
+        ]
+    );
+    let session_routes: Vec<_> = api::ROUTES
+        .iter()
+        .filter(|r| r.access == api::Access::Session)
+        .collect();
+    assert!(session_routes.len() >= 20);
+    // Before setup, and after it without a cookie (or with a made-up one): 401 everywhere.
+    let mut anon = f.client();
+    for r in &session_routes {
+        let resp = anon.request(r.method, &concrete(r.path), Some(b"{}"), &[]);
+        assert_eq!(resp.status, 401, "{} {} before setup", r.method, r.path);
+    }
+    let mut admin = f.admin();
+    let mut forged = f.client();
+    forged.cookie = Some("00112233445566778899aabbccddeeff".into());
+    for c in [&mut anon, &mut forged] {
+        for r in &session_routes {
+            let resp = c.request(r.method, &concrete(r.path), Some(b"{}"), &[]);
+            assert_eq!(
+                resp.status, 401,
+                "{} {} without a session",
+                r.method, r.path
+            );
+            assert!(resp.json()["error"].is_string());
+        }
+    }
+    // With a session but without the CSRF token, nothing that changes state goes through.
+    let token = admin.csrf.take();
+    for r in session_routes.iter().filter(|r| r.method != "GET") {
+        let resp = admin.request(r.method, &concrete(r.path), Some(b"{}"), &[]);
+        assert_eq!(
+            resp.status, 403,
+            "{} {} without CSRF token",
+            r.method, r.path
+        );
+    }
+    admin.csrf = token;
+    // And with both, every GET answers.
+    for r in session_routes.iter().filter(|r| r.method == "GET") {
+        let resp = admin.get(&concrete(r.path));
+        assert_eq!(resp.status, 200, "{} {}: {}", r.method, r.path, resp.text());
+    }
+    assert_eq!(admin.get("/api/v1/nope").status, 404);
+    assert_eq!(
+        admin
+            .request("PATCH", "/api/v1/forwards", Some(b"{}"), &[])
+            .status,
+        405
+    );
+}
+
+#[test]
+fn setup_login_session_cookie_and_logout() {
+    let f = Fixture::new();
+    let mut c = f.client();
+    assert_eq!(c.get("/api/v1/setup").json()["needed"], true);
+    let weak = c.post("/api/v1/setup", &json!({ "password": "password1" }));
+    assert_eq!(weak.status, 422);
+    assert_eq!(weak.fields(), ["password"]);
+    let r = c.post("/api/v1/setup", &json!({ "password": PASSWORD }));
+    assert_eq!(r.status, 200);
+    let cookie = r.header("Set-Cookie").unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert_eq!(c.cookie.as_ref().unwrap().len(), 32, "128-bit token in hex");
+    assert_eq!(c.get("/api/v1/setup").json()["needed"], false);
+    // The password is stored hashed with scrypt, next to the config, private.
+    let stored = std::fs::read_to_string(f.dir.join("web.json")).unwrap();
+    assert!(stored.contains("scrypt$") && !stored.contains(PASSWORD));
+    // No second setup.
+    let mut other = f.client();
+    assert_eq!(
+        other
+            .post("/api/v1/setup", &json!({ "password": "another-pass-42" }))
+            .status,
+        409
+    );
+    assert_eq!(
+        other
+            .post("/api/v1/login", &json!({ "password": "wrong-one-123" }))
+            .status,
+        401
+    );
+    assert_eq!(
+        other
+            .post("/api/v1/login", &json!({ "password": PASSWORD }))
+            .status,
+        200
+    );
+    assert_eq!(other.get("/api/v1/session").status, 200);
+    // Logout ends that session only.
+    let old = other.cookie.clone();
+    assert_eq!(other.post("/api/v1/logout", &json!({})).status, 200);
+    assert!(other.cookie.is_none());
+    other.cookie = old;
+    assert_eq!(other.get("/api/v1/session").status, 401);
+    assert_eq!(c.get("/api/v1/session").status, 200);
+}
+
+#[test]
+fn csrf_origin_and_host_checks() {
+    let f = Fixture::new();
+    let mut c = f.admin();
+    let body =
+        br#"{"name":"x","protocol":"tcp","external_port":8080,"internal_host":"192.168.1.10"}"#;
+    let wrong = c.request(
+        "POST",
+        "/api/v1/forwards",
+        Some(body),
+        &[(api::CSRF_HEADER, "00")],
+    );
+    assert_eq!(wrong.status, 403);
+    let cross = c.request(
+        "POST",
+        "/api/v1/forwards",
+        Some(body),
+        &[("Origin", "http://evil.example")],
+    );
+    assert_eq!(cross.status, 403);
+    let site = c.request(
+        "POST",
+        "/api/v1/forwards",
+        Some(body),
+        &[("Sec-Fetch-Site", "cross-site")],
+    );
+    assert_eq!(site.status, 403);
+    let form = c.request(
+        "POST",
+        "/api/v1/forwards",
+        Some(body),
+        &[("Content-Type", "text/plain")],
+    );
+    assert_eq!(form.status, 415);
+    // Login is protected the same way (a cross-site page cannot log the browser in).
+    let mut anon = f.client();
+    let r = anon.request(
+        "POST",
+        "/api/v1/login",
+        Some(br#"{"password":"x"}"#),
+        &[("Origin", "http://evil.example")],
+    );
+    assert_eq!(r.status, 403);
+    // DNS rebinding: a foreign host name is refused on every path.
+    for path in ["/", "/api/v1/setup"] {
+        let r = raw(
+            f.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: evil.example.com\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(r.status, 421, "{path}");
+    }
+    // Nothing above changed the config.
+    assert_eq!(c.get("/api/v1/forwards").json()["forwards"], json!([]));
+    let same = c.request(
+        "POST",
+        "/api/v1/forwards",
+        Some(body),
+        &[
+            ("Origin", "http://127.0.0.1"),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+    );
+    assert_eq!(same.status, 200, "{}", same.text());
+}
+
+#[test]
+fn login_throttling_grows_per_address() {
+    let f = Fixture::new();
+    let mut admin = f.admin();
+    let mut c = f.client();
+    for _ in 0..3 {
+        assert_eq!(
+            c.post("/api/v1/login", &json!({ "password": "not-it-at-all" }))
+                .status,
+            401
+        );
+    }
+    let r = c.post("/api/v1/login", &json!({ "password": PASSWORD }));
+    assert_eq!(r.status, 429, "the right password must wait too");
+    let wait: u64 = r.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        c.post("/api/v1/login", &json!({ "password": "not-it-at-all" }))
+            .status,
+        401
+    );
+    let r = c.post("/api/v1/login", &json!({ "password": PASSWORD }));
+    assert_eq!(r.status, 429);
+    let wait: u64 = r.header("Retry-After").unwrap().parse().unwrap();
+    assert!((3..=4).contains(&wait), "the delay doubles: {wait}");
+    // Every attempt is in the audit log.
+    let log = admin.get("/api/v1/log").json();
+    let logins = log["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login")
+        .count();
+    assert_eq!(logins, 6, "{log}");
+}
+
+#[test]
+fn forwards_and_triggers_crud_with_field_named_errors() {
+    let f = Fixture::new();
+    let mut c = f.admin();
+    let fwd = json!({
+        "name": "web", "protocol": "tcp", "external_port": 8080,
+        "internal_host": "192.168.1.10", "internal_port": 80,
+        "allow_from": ["198.51.100.0/24"]
+    });
+    let r = c.post("/api/v1/forwards", &fwd);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let open = json!({ "name": "game", "protocol": "both", "external_port": "27015-27016", "internal_host": "192.168.1.20" });
+    let r = c.post("/api/v1/forwards", &open);
+    assert_eq!(r.status, 200);
+    assert!(r.json()["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["field"] == "forwards[1].allow_from"));
+    let ssh = json!({ "name": "ssh", "protocol": "tcp", "external_port": 2222, "internal_host": "192.168.1.10", "internal_port": 22 });
+    assert_eq!(c.post("/api/v1/forwards", &ssh).status, 200);
+
+    // Exposure: from the kernel's read-back, with the summary line and risk warnings.
+    let e = c.get("/api/v1/exposure").json();
+    assert_eq!(
+        e["summary"], "4 ports open to the internet, 3 to anyone",
+        "{e}"
+    );
+    let rows = e["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["state"], "active");
+    assert_eq!(rows[0]["allow_from"], json!(["198.51.100.0/24"]));
+    assert_eq!(rows[0]["anyone"], false);
+    assert_eq!(rows[1]["anyone"], true);
+    assert!(rows[2]["risk"].as_str().unwrap().contains("SSH"), "{e}");
+
+    // Validation: the same rules as the CLI, errors naming the field.
+    let bad = |v: Value| v;
+    for (body, field) in [
+        (
+            bad(
+                json!({ "name": "x", "protocol": "tcp", "external_port": 70000, "internal_host": "192.168.1.10" }),
+            ),
+            "forwards[3].external_port",
+        ),
+        (
+            bad(
+                json!({ "name": "x", "protocol": "tcp", "external_port": "http", "internal_host": "192.168.1.10" }),
+            ),
+            "forwards[3].external_port",
+        ),
+        (
+            bad(
+                json!({ "name": "x", "protocol": "tcp", "external_port": 80, "internal_host": "192.168.1.10" }),
+            ),
+            "forwards[3].external_port",
+        ),
+        (
+            bad(
+                json!({ "name": "x", "protocol": "tcp", "external_port": 8080, "internal_host": "192.168.1.10" }),
+            ),
+            "forwards[3].external_port",
+        ),
+        (
+            bad(
+                json!({ "name": "x", "protocol": "tcp", "external_port": 81, "internal_host": "10.0.0.1" }),
+            ),
+            "forwards[3].internal_host",
+        ),
+        (
+            bad(
+                json!({ "name": "x", "protocol": "tcp", "external_port": 81, "internal_host": "192.168.1.10", "allow_from": ["1.2.3.4/8"] }),
+            ),
+            "forwards[3].allow_from",
+        ),
+        (
+            bad(
+                json!({ "name": "x", "protocol": "sctp", "external_port": 81, "internal_host": "192.168.1.10" }),
+            ),
+            "forwards[3].protocol",
+        ),
+        (
+            bad(json!({ "protocol": "tcp", "external_port": 81, "internal_host": "192.168.1.10" })),
+            "forwards[3].name",
+        ),
+        (
+            bad(
+                json!({ "name": "web", "protocol": "tcp", "external_port": 81, "internal_host": "192.168.1.10" }),
+            ),
+            "forwards[3].name",
+        ),
+    ] {
+        let r = c.post("/api/v1/forwards", &body);
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+        let fields = r.fields();
+        assert!(
+            fields.iter().any(|x| x.starts_with(field)),
+            "{body}: {fields:?} lacks {field}"
+        );
+    }
+    // A refused change changed nothing.
+    assert_eq!(
+        c.get("/api/v1/forwards").json()["forwards"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Edit: disable, then rename; 404 for a missing one.
+    let mut edited = fwd.clone();
+    edited["enabled"] = json!(false);
+    assert_eq!(c.put("/api/v1/forwards/web", &edited).status, 200);
+    let st = c.get("/api/v1/forwards").json();
+    assert_eq!(st["status"][0]["state"], "disabled");
+    edited["name"] = json!("web2");
+    edited["enabled"] = json!(true);
+    assert_eq!(c.put("/api/v1/forwards/web", &edited).status, 200);
+    assert_eq!(c.put("/api/v1/forwards/nope", &edited).status, 404);
+    let bad_edit = json!({ "name": "web2", "protocol": "tcp", "external_port": 0, "internal_host": "192.168.1.10" });
+    assert_eq!(
+        c.put("/api/v1/forwards/web2", &bad_edit).fields(),
+        ["forwards[0].external_port"]
+    );
+    // Delete.
+    for n in ["web2", "game", "ssh"] {
+        assert_eq!(c.delete(&format!("/api/v1/forwards/{n}")).status, 200);
+    }
+    assert_eq!(c.delete("/api/v1/forwards/web2").status, 404);
+    assert_eq!(
+        c.get("/api/v1/exposure").json()["summary"],
+        "Nothing is open to the internet."
+    );
+
+    // Triggers.
+    let trg = json!({ "name": "irc", "trigger_protocol": "tcp", "trigger_port": "6660-6669", "open_protocol": "tcp", "open_port": 113 });
+    assert_eq!(c.post("/api/v1/triggers", &trg).status, 200);
+    let list = c.get("/api/v1/triggers").json();
+    assert_eq!(list["triggers"][0]["timeout_secs"], 600);
+    assert_eq!(list["status"][0]["state"], "armed");
+    assert_eq!(c.get("/api/v1/exposure").json()["armed_triggers"], 1);
+    let mut t2 = trg.clone();
+    t2["timeout_secs"] = json!(0);
+    assert_eq!(
+        c.put("/api/v1/triggers/irc", &t2).fields(),
+        ["triggers[0].timeout_secs"]
+    );
+    t2["timeout_secs"] = json!(30);
+    assert_eq!(c.put("/api/v1/triggers/irc", &t2).status, 200);
+    assert_eq!(c.delete("/api/v1/triggers/irc").status, 200);
+    assert_eq!(c.get("/api/v1/triggers").json()["triggers"], json!([]));
+
+    // Every change is audited with who did it.
+    let log = c.get("/api/v1/log").json();
+    let actions: Vec<&str> = log["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "setup",
+        "forward.add",
+        "forward.edit",
+        "forward.delete",
+        "trigger.add",
+        "trigger.edit",
+        "trigger.delete",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    assert_eq!(log["audit"][0]["from"], "127.0.0.1");
+}
+
+#[test]
+fn backup_restore_settings_and_rollback() {
+    let f = Fixture::with(2, Limits::default());
+    let mut c = f.admin();
+    let backup = c.get("/api/v1/config");
+    assert_eq!(backup.status, 200);
+    assert!(backup
+        .header("Content-Disposition")
+        .unwrap()
+        .contains("attachment"));
+    let mut cfg: Value = backup.json();
+    // A restore that fails validation replaces nothing.
+    cfg["forwards"] = json!([{ "name": "a", "protocol": "tcp", "external_port": 99999, "internal_host": "192.168.1.10" }]);
+    let r = c.request(
+        "POST",
+        "/api/v1/config",
+        Some(cfg.to_string().as_bytes()),
+        &[],
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(r.fields(), ["forwards[0].external_port"]);
+    let r = c.request("POST", "/api/v1/config", Some(b"{\"version\": 7}"), &[]);
+    assert_eq!(r.fields(), ["version"]);
+    assert_eq!(c.get("/api/v1/forwards").json()["forwards"], json!([]));
+    // A restore that keeps LAN and management applies at once.
+    cfg["forwards"][0]["external_port"] = json!(8081);
+    let r = c.request(
+        "POST",
+        "/api/v1/config",
+        Some(cfg.to_string().as_bytes()),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["trial_secs"], Value::Null);
+    assert_eq!(
+        c.get("/api/v1/forwards").json()["forwards"][0]["external_port"],
+        8081
+    );
+    // Management changes go on trial; confirmed, they stay.
+    let mut s = c.get("/api/v1/settings").json();
+    s["management"]["http_port"] = json!(8088);
+    let r = c.put("/api/v1/settings", &s);
+    assert_eq!(r.json()["trial_secs"], 2);
+    assert!(c.get("/api/v1/trial").json()["remaining_secs"].is_u64());
+    assert_eq!(
+        c.post("/api/v1/trial/confirm", &json!({})).json()["confirmed"],
+        true
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        c.get("/api/v1/settings").json()["management"]["http_port"],
+        8088
+    );
+    // Unconfirmed, the previous config comes back by itself (installed and saved).
+    s["management"]["http_port"] = json!(8099);
+    assert_eq!(c.put("/api/v1/settings", &s).status, 200);
+    assert_eq!(
+        c.get("/api/v1/settings").json()["management"]["http_port"],
+        8099
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.get("/api/v1/trial").json()["rolled_back_at"].is_null() {
+        assert!(Instant::now() < deadline, "no rollback");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        c.get("/api/v1/settings").json()["management"]["http_port"],
+        8088
+    );
+    let saved = Config::load(&f.dir.join("config.json")).unwrap();
+    assert_eq!(saved.management.http_port, 8088);
+    let bad = json!({ "lan": { "interface": "lan0", "subnets": ["192.168.1.0/24"] }, "wan": { "interface": "lan0" }, "management": { "http_port": 80 } });
+    assert_eq!(c.put("/api/v1/settings", &bad).status, 422);
+}
+
+#[test]
+fn password_change_ends_other_sessions() {
+    let f = Fixture::new();
+    let mut a = f.admin();
+    let mut b = f.client();
+    assert_eq!(
+        b.post("/api/v1/login", &json!({ "password": PASSWORD }))
+            .status,
+        200
+    );
+    let r = a.post(
+        "/api/v1/password",
+        &json!({ "current": "nope-nope-nope", "new": "fresh-heron-71" }),
+    );
+    assert_eq!(r.fields(), ["current"]);
+    let r = a.post(
+        "/api/v1/password",
+        &json!({ "current": PASSWORD, "new": "short" }),
+    );
+    assert_eq!(r.fields(), ["new"]);
+    let r = a.post(
+        "/api/v1/password",
+        &json!({ "current": PASSWORD, "new": "fresh-heron-71" }),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(a.get("/api/v1/session").status, 200);
+    assert_eq!(b.get("/api/v1/session").status, 401);
+    let mut c = f.client();
+    assert_eq!(
+        c.post("/api/v1/login", &json!({ "password": PASSWORD }))
+            .status,
+        401
+    );
+    assert_eq!(
+        c.post("/api/v1/login", &json!({ "password": "fresh-heron-71" }))
+            .status,
+        200
+    );
+    assert_eq!(
+        a.get("/api/v1/system").json()["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[test]
+fn assets_are_embedded_compressed_and_locked_down() {
+    let f = Fixture::new();
+    let mut total = 0;
+    for path in ["/", "/app.js", "/app.css"] {
+        let r = raw(
+            f.addr,
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: 192.168.1.1\r\nAccept-Encoding: gzip, br\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{path}");
+        let csp = r.header("Content-Security-Policy").unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        assert_eq!(r.header("X-Frame-Options"), Some("DENY"));
+        assert_eq!(r.header("Referrer-Policy"), Some("no-referrer"));
+        assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{path}");
+        total += r.body.len();
+        let etag = r.header("ETag").unwrap().to_string();
+        let again = raw(
+            f.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: 192.168.1.1\r\nIf-None-Match: {etag}\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(again.status, 304);
+        let plain = raw(
+            f.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: 192.168.1.1\r\n\r\n").as_bytes(),
+        );
+        assert!(plain.header("Content-Encoding").is_none());
+        assert!(plain.body.len() > r.body.len());
+    }
+    assert!(total <= 60 * 1024, "first load is {total} bytes compressed");
+    eprintln!("UI first load: {total} bytes compressed");
+    // No inline script anywhere in the page.
+    let index = raw(f.addr, b"GET / HTTP/1.1\r\nHost: r\r\n\r\n").text();
+    assert!(!index.contains("<script>"), "inline script in index.html");
+    let attrs = index
+        .split(|c: char| c.is_whitespace())
+        .filter(|w| w.starts_with("on") && w.contains('='));
+    assert_eq!(attrs.count(), 0, "inline event handlers in index.html");
+    assert_eq!(
+        raw(f.addr, b"GET /nope HTTP/1.1\r\nHost: r\r\n\r\n").status,
+        404
+    );
+}
+
+#[test]
+fn gate_refuses_oversized_slow_and_chunked_requests() {
+    let limits = Limits {
+        max_pending: 8,
+        head_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let f = Fixture::with(60, limits);
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: r\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    assert_eq!(raw(f.addr, huge.as_bytes()).status, 431);
+    assert_eq!(
+        raw(
+            f.addr,
+            b"POST /api/v1/login HTTP/1.1\r\nHost: r\r\nContent-Length: 999999999\r\n\r\n"
+        )
+        .status,
+        413
+    );
+    assert_eq!(
+        raw(
+            f.addr,
+            b"POST /api/v1/login HTTP/1.1\r\nHost: r\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .status,
+        411
+    );
+    // A client that never finishes its request gets a 408 after the head timeout.
+    let mut slow = TcpStream::connect(f.addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let mut out = Vec::new();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = slow.read_to_end(&mut out);
+    assert_eq!(parse(&out).status, 408);
+    // Beyond the connection cap the oldest waiting connection is told 503 and closed.
+    let mut idle: Vec<TcpStream> = (0..9)
+        .map(|_| TcpStream::connect(f.addr).unwrap())
+        .collect();
+    let mut first = idle.remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = first.read_to_end(&mut out);
+    assert_eq!(parse(&out).status, 503);
+    assert!(String::from_utf8_lossy(&out).contains("too many connections"));
+    // A client cannot forge its address for throttling or the audit log.
+    let r = raw(
+        f.addr,
+        b"GET /api/v1/setup HTTP/1.1\r\nHost: r\r\nX-Portcullis-Peer: 10.9.9.9\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn two_hundred_idle_sockets_do_not_stop_the_ui() {
+    let f = Fixture::new();
+    // 100 silent sockets and 100 trickling one byte of a request line now and then.
+    let mut idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(f.addr).unwrap())
+        .collect();
+    for s in idle.iter_mut().skip(100) {
+        s.write_all(b"GE").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for round in 0..3 {
+        for s in idle.iter_mut().skip(100) {
+            let _ = s.write_all(b"T");
+        }
+        let t0 = Instant::now();
+        let r = raw(
+            f.addr,
+            b"GET /api/v1/setup HTTP/1.1\r\nHost: 192.168.1.1\r\n\r\n",
+        );
+        let took = t0.elapsed();
+        assert_eq!(r.status, 200);
+        assert!(
+            took < Duration::from_secs(1),
+            "round {round}: answered in {took:?}"
+        );
+        let t0 = Instant::now();
+        assert_eq!(
+            raw(f.addr, b"GET / HTTP/1.1\r\nHost: 192.168.1.1\r\n\r\n").status,
+            200
+        );
+        assert!(t0.elapsed() < Duration::from_secs(1));
+    }
+    drop(idle);
+    let _ = Timestamp::now();
+}

@@ -2,7 +2,7 @@
 //! which server answered.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -67,13 +67,13 @@ fn parse_greeting(text: &str) -> Result<Probe, ProbeError> {
     })
 }
 
-/// Connects over TCP from `src` (any local address if None) to `dst` inside the current
-/// thread's namespace and reads the greeting. Must run on a thread inside a namespace.
-pub fn tcp_here(
+/// Opens a TCP connection from `src` (any local address if None) to `dst` in the current
+/// thread's namespace, giving up after `timeout`. Must run on a thread inside a namespace.
+pub fn connect_here(
     src: Option<Ipv4Addr>,
     dst: SocketAddrV4,
     timeout: Duration,
-) -> Result<Probe, ProbeError> {
+) -> Result<TcpStream, ProbeError> {
     let other = |what: &str, e: Errno| ProbeError::Other(format!("{what}: {e}"));
     let fd = socket(
         AddressFamily::Inet,
@@ -98,16 +98,63 @@ pub fn tcp_here(
         Err(Errno::ECONNREFUSED) => return Err(ProbeError::Refused),
         Err(e) => return Err(other(&format!("connect {dst}"), e)),
     }
-    let mut stream = TcpStream::from(fd);
+    let stream = TcpStream::from(fd);
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| ProbeError::Other(e.to_string()))?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| ProbeError::Other(e.to_string()))?;
+    Ok(stream)
+}
+
+/// Connects over TCP from `src` to `dst` inside the current thread's namespace and reads
+/// the server's greeting.
+pub fn tcp_here(
+    src: Option<Ipv4Addr>,
+    dst: SocketAddrV4,
+    timeout: Duration,
+) -> Result<Probe, ProbeError> {
+    let mut stream = connect_here(src, dst, timeout)?;
     let mut text = String::new();
     match stream.read_to_string(&mut text) {
         Ok(_) => parse_greeting(&text),
         Err(e) if text.is_empty() => Err(ProbeError::Garbled(format!("no greeting: {e}"))),
         Err(_) => parse_greeting(&text),
     }
+}
+
+/// `GET path` over HTTP/1.0 from namespace `ns`, source `src`, to `dst`; returns the
+/// response's status line (e.g. `HTTP/1.1 200 OK`).
+pub fn http_get(
+    ns: &str,
+    src: Ipv4Addr,
+    dst: SocketAddrV4,
+    path: &str,
+) -> Result<String, ProbeError> {
+    netns::run_in(ns, || {
+        let mut stream = connect_here(Some(src), dst, TIMEOUT)?;
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {dst}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(req.as_bytes())
+            .map_err(|e| ProbeError::Other(format!("send request: {e}")))?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 512];
+        while !head.contains(&b'\n') {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(ProbeError::Other(format!("read response: {e}"))),
+            }
+        }
+        let text = String::from_utf8_lossy(&head);
+        let line = text.lines().next().unwrap_or("").to_owned();
+        if line.starts_with("HTTP/") {
+            Ok(line)
+        } else {
+            Err(ProbeError::Garbled(text.into_owned()))
+        }
+    })
 }
 
 /// Sends one UDP datagram from `src` to `dst` in the current thread's namespace and

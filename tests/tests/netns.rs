@@ -839,3 +839,115 @@ fn status_reports_state_hits_and_time_left() {
         assert!(text.contains(name), "status text lacks {name}:\n{text}");
     }
 }
+
+#[test]
+fn daemon_web_ui_answers_the_lan_only() {
+    let (t, cli) = setup();
+    let _web = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    let cfg = Config::new().forward(Forward::tcp("web", "8080", LAN_HOST).to_port("80"));
+    std::fs::write(&cli.saved, cfg.to_json()).unwrap();
+    let mut daemon = cli.serve();
+
+    let ui = poll::until(Duration::from_secs(5), || {
+        clients::http_get(&t.lan_client, LAN_CLIENT, sa(ROUTER_LAN, 80), "/").ok()
+    });
+    let Some(status_line) = ui else {
+        panic!(
+            "no web UI on {ROUTER_LAN}:80 from the LAN\n{}",
+            daemon.logs()
+        );
+    };
+    assert!(
+        status_line.starts_with("HTTP/1.1 2") || status_line.starts_with("HTTP/1.0 2"),
+        "GET / from the LAN: {status_line}"
+    );
+    for dst in [ROUTER_WAN, ROUTER_LAN] {
+        let r = clients::http_get(&t.wan, WAN_HOST, sa(dst, 80), "/");
+        assert!(r.is_err(), "web UI at {dst}:80 answered the WAN: {r:?}");
+    }
+    let open = scan::open_tcp_ports(&t.wan, ROUTER_WAN, &[80, 8080]);
+    assert_eq!(
+        open,
+        BTreeSet::from([8080]),
+        "open ports of the router's WAN address while the daemon runs"
+    );
+    reached(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)),
+        "lan:80",
+        "the forward while the daemon runs",
+    );
+
+    let code = daemon
+        .stop(nix::sys::signal::Signal::SIGINT, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, Some(0), "exit code on SIGINT\n{}", daemon.logs());
+    reached(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)),
+        "lan:80",
+        "the forward after SIGINT",
+    );
+}
+
+#[test]
+fn serve_reloads_the_saved_config_on_sighup() {
+    let (t, cli) = setup();
+    let _a = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    let _b = Server::tcp(&t.lan, sa(LAN_HOST, 81), "lan:81");
+    let first = Config::new().forward(Forward::tcp("a", "8080", LAN_HOST).to_port("80"));
+    std::fs::write(&cli.saved, first.to_json()).unwrap();
+    let daemon = cli.serve();
+    let up = poll::until_true(Duration::from_secs(5), || {
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_ok()
+    });
+    assert!(
+        up,
+        "serve did not install the saved config\n{}",
+        daemon.logs()
+    );
+
+    let second = Config::new().forward(Forward::tcp("b", "8081", LAN_HOST).to_port("81"));
+    std::fs::write(&cli.saved, second.to_json()).unwrap();
+    nix::sys::signal::kill(daemon.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
+    let reloaded = poll::until_true(Duration::from_secs(5), || {
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8081)).is_ok()
+    });
+    assert!(
+        reloaded,
+        "SIGHUP did not install the new saved config\n{}",
+        daemon.logs()
+    );
+    blocked(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)),
+        "the old forward after reload",
+    );
+}
+
+#[test]
+fn lan_reaches_the_internet_masqueraded_and_the_internet_cannot_reach_in() {
+    let (t, cli) = setup();
+    let _https = Server::tcp(&t.wan, sa(WAN_HOST, 443), "wan:443");
+    let _dns = Server::udp(&t.wan, sa(WAN_HOST, 53), "wan:udp53");
+    let _ssh = Server::tcp(&t.lan, sa(ANY, 22), "lan:22");
+    cli.apply_text("empty.json", &Config::new().to_json());
+
+    for (ns, src) in [(&t.lan, LAN_HOST), (&t.lan_client, LAN_CLIENT)] {
+        let p = reached(
+            clients::tcp(ns, src, sa(WAN_HOST, 443)),
+            "wan:443",
+            &format!("tcp {src} -> internet"),
+        );
+        assert_eq!(*p.peer.ip(), ROUTER_WAN, "{src} is masqueraded");
+        let p = reached(
+            clients::udp(ns, src, sa(WAN_HOST, 53)),
+            "wan:udp53",
+            &format!("udp {src} -> internet"),
+        );
+        assert_eq!(*p.peer.ip(), ROUTER_WAN, "{src} is masqueraded (udp)");
+    }
+    for dst in [LAN_HOST, LAN_CLIENT, ROUTER_WAN] {
+        blocked(
+            clients::tcp(&t.wan, WAN_HOST, sa(dst, 22)),
+            &format!("unsolicited wan -> {dst}:22"),
+        );
+    }
+}

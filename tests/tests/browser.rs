@@ -1,0 +1,373 @@
+//! The web UI in a real browser: headless Chromium driven over WebDriver (Debian
+//! `chromium` + `chromium-driver`), against the real `portcullis serve` in the router
+//! namespace of a [`Topology`], from the LAN client's namespace at http://192.168.1.1/.
+//!
+//! First-boot setup, log out, log in, add a forward with an allow-list, see it on the
+//! Exposure page (and a real connection through it counted as a hit), get a validation
+//! error for a bad port, delete the forward, log out. Screenshots go to
+//! `out/browser/*.png`. Needs root (namespaces); Chromium runs as root with --no-sandbox
+//! and a fresh profile. Everything it starts lives in the topology's namespaces and is
+//! killed when the topology is dropped, pass or fail.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use portcullis_e2e::netns;
+use portcullis_e2e::servers::{sa, Server};
+use portcullis_e2e::{clients, Config, Topology, LAN_HOST, ROUTER_LAN, ROUTER_WAN, WAN_HOST};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "quiet-lantern-58";
+const DRIVER_PORT: u16 = 9515;
+
+fn out_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../out/browser");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A minimal W3C WebDriver client.
+struct Driver {
+    base: String,
+    session: String,
+    agent: ureq::Agent,
+}
+
+impl Driver {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let req = self.agent.request(method, &url);
+        let resp = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        match resp {
+            Ok(r) => r.into_json::<Value>().unwrap()["value"].clone(),
+            Err(ureq::Error::Status(code, r)) => {
+                panic!(
+                    "WebDriver {method} {path}: {code} {}",
+                    r.into_string().unwrap_or_default()
+                )
+            }
+            Err(e) => panic!("WebDriver {method} {path}: {e}"),
+        }
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        let v = self.call(
+            "POST",
+            "/elements",
+            Some(json!({ "using": "css selector", "value": css })),
+        );
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.as_object()?.values().next()?.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until `css` matches an element whose text satisfies `ok`; returns it.
+    fn wait(&self, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = String::new();
+        loop {
+            for id in self.find_all(css) {
+                let text = self.text(&id);
+                if ok(&text) {
+                    return (id, text);
+                }
+                last = text;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("failure");
+                panic!("timed out waiting for {css} ({what}); last text: {last:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn el(&self, css: &str) -> String {
+        self.wait(css, "present", |_| true).0
+    }
+
+    fn text(&self, id: &str) -> String {
+        self.call("GET", &format!("/element/{id}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.el(css);
+        self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.el(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    fn gone(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.find_all(css).is_empty() {
+            assert!(Instant::now() < deadline, "{css} still present");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        let b64 = self.call("GET", "/screenshot", None);
+        let png = base64(b64.as_str().unwrap_or_default());
+        let path = out_dir().join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
+fn base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let n = chunk
+            .iter()
+            .fold(0u32, |acc, &c| (acc << 6) | u32::from(val(c)))
+            << (6 * (4 - chunk.len()));
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+fn require(program: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(found, "{program} not found: install the Debian packages chromium and chromium-driver (make deps does)");
+}
+
+#[test]
+fn setup_login_add_forward_see_exposure_validation_delete_logout() {
+    require("chromium");
+    require("chromedriver");
+    let t = Topology::new();
+    let cli = t.cli();
+    std::fs::write(&cli.saved, Config::new().to_json()).unwrap();
+    let mut daemon = cli.serve();
+    let _lan_web = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+
+    // The UI answers on the LAN address (and only there: not on the WAN address).
+    let connects = |ns: &str, to: SocketAddr| {
+        netns::run_in(ns, || {
+            TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok()
+        })
+    };
+    let up = portcullis_e2e::poll::until_true(Duration::from_secs(10), || {
+        connects(&t.lan_client, SocketAddr::from((ROUTER_LAN, 80)))
+    });
+    assert!(
+        up,
+        "web UI not listening on 192.168.1.1:80\n{}",
+        daemon.logs()
+    );
+    assert!(
+        !connects(&t.wan, SocketAddr::from((ROUTER_WAN, 80))),
+        "the web UI must not be reachable from the WAN"
+    );
+
+    // chromedriver (and the Chromium it starts) live in the LAN client's namespace.
+    let profile = t.path("chromium-profile");
+    let driver_log = t.path("chromedriver.log");
+    let mut driver = netns::command(
+        &t.lan_client,
+        "chromedriver",
+        &[&format!("--port={DRIVER_PORT}")],
+    );
+    driver
+        .stdout(std::fs::File::create(&driver_log).unwrap())
+        .stderr(Stdio::null());
+    let mut driver = driver.spawn().expect("start chromedriver");
+
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        netns::run_in(&t.lan_client, || drive(&t, &profile))
+    }));
+    let _ = driver.kill();
+    let _ = driver.wait();
+    let _ = daemon.stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5));
+    if let Err(p) = result {
+        eprintln!("{}", daemon.logs());
+        eprintln!(
+            "{}",
+            std::fs::read_to_string(&driver_log).unwrap_or_default()
+        );
+        std::panic::resume_unwind(p);
+    }
+}
+
+fn drive(t: &Topology, profile: &Path) {
+    let base = format!("http://127.0.0.1:{DRIVER_PORT}");
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build();
+    let ready = portcullis_e2e::poll::until_true(Duration::from_secs(10), || {
+        agent.get(&format!("{base}/status")).call().is_ok()
+    });
+    assert!(ready, "chromedriver did not start");
+    let caps = json!({ "capabilities": { "alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-proxy-server",
+                "--disable-dev-shm-usage", "--window-size=1100,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    }}});
+    let resp: Value = agent
+        .post(&format!("{base}/session"))
+        .send_json(caps)
+        .unwrap_or_else(|e| panic!("new WebDriver session: {e}"))
+        .into_json()
+        .unwrap();
+    let session = resp["value"]["sessionId"]
+        .as_str()
+        .expect("sessionId")
+        .to_owned();
+    let d = Driver {
+        base,
+        session,
+        agent,
+    };
+    let ui = format!("http://{ROUTER_LAN}/");
+
+    // First boot: only the setup page, with the password rules stated.
+    d.goto(&ui);
+    d.wait("#setup-form", "setup page", |t| t.contains("10 characters"));
+    d.type_into("#setup-password", "short");
+    d.type_into("#setup-confirm", "short");
+    d.click("#setup-submit");
+    d.wait("#setup-password-err", "weak password refused", |t| {
+        t.contains("at least 10")
+    });
+    d.type_into("#setup-password", PASSWORD);
+    d.type_into("#setup-confirm", PASSWORD);
+    d.screenshot("01-setup");
+    d.click("#setup-submit");
+    d.wait("#summary", "exposure after setup", |t| {
+        t.contains("Nothing is open")
+    });
+
+    // Log out and in again.
+    d.click("#logout");
+    d.el("#login-password");
+    d.type_into("#login-password", "wrong-password-1");
+    d.click("#login-submit");
+    d.wait("#login-password-err", "wrong password", |t| {
+        t.contains("wrong password")
+    });
+    d.type_into("#login-password", PASSWORD);
+    d.screenshot("02-login");
+    d.click("#login-submit");
+    d.wait("#summary", "exposure after login", |t| {
+        t.contains("Nothing is open")
+    });
+
+    // Add a forward with an allow-list.
+    d.click("a[href='#/forwards']");
+    d.type_into("#fwd-name", "web");
+    d.type_into("#fwd-external_port", "8080");
+    d.type_into("#fwd-internal_host", &LAN_HOST.to_string());
+    d.type_into("#fwd-internal_port", "80");
+    d.type_into("#fwd-allow_from", &WAN_HOST.to_string());
+    d.screenshot("03-add-forward");
+    d.click("#fwd-form-submit");
+    d.wait("#flash", "added", |t| t.contains("web added"));
+    d.wait("tr[data-name='web']", "listed", |t| t.contains("8080"));
+
+    // It works for real: the allowed internet host reaches the LAN server.
+    let probe = clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).expect("forward works");
+    assert_eq!(probe.label, "lan:80");
+
+    // The Exposure page shows it: who may reach it, and the hit.
+    d.click("a[href='#/exposure']");
+    d.wait("#summary", "summary", |t| {
+        t == "1 port open to the internet, 0 to anyone"
+    });
+    let (_, row) = d.wait("#exposure-rows tr[data-name='web']", "row with hit", |t| {
+        t.contains(&WAN_HOST.to_string()) && t.contains("192.168.1.10:80")
+    });
+    assert!(!row.contains("anyone"), "{row}");
+    d.goto(&format!("{ui}#/exposure"));
+    d.wait(
+        "#exposure-rows tr[data-name='web'] td[data-label='Hits']",
+        "1 hit",
+        |t| t == "1",
+    );
+    d.screenshot("04-exposure");
+
+    // A bad port gets a validation error next to the field; nothing is added.
+    d.click("a[href='#/forwards']");
+    d.type_into("#fwd-name", "bad");
+    d.type_into("#fwd-external_port", "70000");
+    d.type_into("#fwd-internal_host", &LAN_HOST.to_string());
+    d.click("#fwd-form-submit");
+    d.wait("#fwd-external_port-err", "port error", |t| {
+        t.contains("65535")
+    });
+    d.screenshot("05-validation-error");
+    assert!(d.find_all("tr[data-name='bad']").is_empty());
+
+    // Delete it (two clicks: the first asks to confirm).
+    d.click("button[data-del='web']");
+    d.wait("button[data-del='web']", "confirm", |t| {
+        t.starts_with("Really")
+    });
+    d.click("button[data-del='web']");
+    d.wait("#flash", "deleted", |t| t.contains("web deleted"));
+    d.gone("tr[data-name='web']");
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_err(),
+        "forward still open"
+    );
+
+    // The same page on a phone-sized screen.
+    d.call(
+        "POST",
+        "/window/rect",
+        Some(json!({ "width": 390, "height": 844 })),
+    );
+    d.click("a[href='#/log']");
+    d.wait("#audit", "audit log", |t| t.contains("forward.delete"));
+    d.screenshot("06-log-phone");
+
+    // Log out: back to the login page, and the old session is gone.
+    d.click("#logout");
+    d.el("#login-password");
+    d.goto(&format!("{ui}#/forwards"));
+    d.el("#login-password");
+    d.screenshot("07-logged-out");
+    d.call("DELETE", "", None);
+}

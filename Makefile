@@ -8,7 +8,8 @@ APT_PACKAGES := nftables iproute2 nmap socat conntrack iperf3 wrk procps psmisc 
 BIN := target/debug/portcullis
 RELEASE_BIN := target/release/portcullis
 
-.PHONY: all run demo test lint unit e2e bench deps toolchain build release clean
+.PHONY: all run demo test lint unit e2e bench deps toolchain build release clean \
+	cross test-cross bench-size qemu qemu-image test-qemu bench-boot image
 
 all: build
 
@@ -36,9 +37,12 @@ build: deps
 release: deps
 	$(CARGO) build -p portcullis --release
 
-## Runs the product: a wan/router/lan topology in network namespaces with the example
+## Runs the product: boots the router image (QEMU, mipsel malta by default; ARCH=aarch64|armhf)
+## with a WAN and a LAN NIC and prints the web UI URL (mk/qemu.mk).
+run: qemu
+
+## The namespace demo: a wan/router/lan topology in network namespaces with the example
 ## config applied and the daemon running until Ctrl-C; everything is removed afterwards.
-run: demo
 demo: release
 	tests/demo/netns-demo.sh $(RELEASE_BIN) firmware/examples/home.json
 
@@ -56,6 +60,7 @@ e2e: build
 test: deps lint
 	$(CARGO) build -p portcullis
 	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test --workspace
+	$(MAKE) test-cross test-qemu
 
 ## Benchmarks; results go to BENCHMARKS.md by hand with the command that produced them.
 bench: release
@@ -65,3 +70,6 @@ bench: release
 clean:
 	$(CARGO) clean
 	rm -rf $(OUT)
+
+# Cross builds, QEMU images and boot tests, Buildroot (issue 3): mk/cross.mk, mk/qemu.mk, mk/buildroot.mk.
+include $(wildcard mk/*.mk)

@@ -1,0 +1,116 @@
+#!/bin/bash
+# Assembles a bootable QEMU image (kernel + initramfs) from pinned Debian bookworm packages
+# (kernel, its modules, busybox-static) and the cross-built static portcullis, with the same
+# rootfs overlay, post-build script and init script as the Buildroot image:
+#   board/debian-qemu/skeleton       what Buildroot's skeleton + initscripts would provide
+#   board/common/rootfs-overlay      the router's own files (shared with Buildroot)
+#   buildroot-external/package/portcullis/S50portcullis   the service (shared with Buildroot)
+#   board/common/post-build.sh       run on the staged rootfs, as Buildroot runs it
+#
+# usage: mkimage.sh ARCH CACHE OUTDIR [PORTCULLIS_BIN]
+#   ARCH mipsel|aarch64|armhf. Without PORTCULLIS_BIN the image has no portcullis (the boot-time
+#   baseline). Writes OUTDIR/kernel, OUTDIR/initramfs.cpio and OUTDIR/modules (names loaded).
+# usage: mkimage.sh --test-overlay ARCH CACHE OUTDIR GUEST_DIR
+#   Writes OUTDIR/test-overlay.cpio: Debian's nft with its libraries plus the files in GUEST_DIR,
+#   to be concatenated after initramfs.cpio by the boot test (never part of the product image).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+
+mode=image
+if [ "${1:-}" = --test-overlay ]; then mode=test; shift; fi
+arch=$1 cache=$2 outdir=$3
+bin=${4:-}
+
+case $arch in
+mipsel) debarch=mipsel flavour=4kc-malta qemu_user=qemu-mipsel-static ;;
+aarch64) debarch=arm64 flavour=arm64 qemu_user=qemu-aarch64-static ;;
+armhf) debarch=armhf flavour=armmp-lpae qemu_user=qemu-arm-static ;;
+*) echo "mkimage: unknown ARCH '$arch' (mipsel, aarch64, armhf)" >&2; exit 2 ;;
+esac
+
+lock_field() { # package -> "version"
+	awk -v a="$debarch" -v p="$1" '$1 == a && $3 == p { print $4 }' "$here/packages.lock"
+}
+deb_path() { # package -> cached .deb path
+	local v
+	v=$(lock_field "$1")
+	[ -n "$v" ] || { echo "mkimage: $1 ($debarch) not in packages.lock" >&2; exit 1; }
+	echo "$cache/debs/${1}_${v//:/%3a}_${debarch}.deb"
+}
+
+mkdir -p "$outdir"
+work=$(mktemp -d "$outdir/.work.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+if [ $mode = test ]; then
+	guest=$4
+	"$here/fetch-debs.sh" "$debarch" "$cache" test
+	root=$work/root
+	mkdir -p "$root"
+	for p in $(awk -v a="$debarch" '$1 == a && $2 == "test" { print $3 }' "$here/packages.lock"); do
+		dpkg-deb -x "$(deb_path "$p")" "$root"
+	done
+	# Only what nft needs at run time: drop docs, locales, gconv, headers.
+	rm -rf "$root/usr/share" "$root/usr/include" "$root"/usr/lib/*/gconv "$root/etc" "$root/usr/bin" \
+		"$root/sbin/ldconfig" "$root/usr/sbin/iconvconfig" "$root/usr/sbin/zic" "$root/usr/libexec"
+	cp -a "$guest/." "$root/"
+	python3 "$here/mkcpio.py" "$root" "$outdir/test-overlay.cpio"
+	echo "mkimage: $outdir/test-overlay.cpio ($(du -k "$outdir/test-overlay.cpio" | cut -f1) KiB)"
+	exit 0
+fi
+
+"$here/fetch-debs.sh" "$debarch" "$cache" image
+kpkg=$(awk -v a="$debarch" '$1 == a && $3 ~ /^linux-image-/ { print $3 }' "$here/packages.lock")
+kver=${kpkg#linux-image-}
+
+# Kernel and the module closure of modules.list.
+kdir=$work/kernel
+mkdir -p "$kdir"
+dpkg-deb -x "$(deb_path "$kpkg")" "$kdir"
+cp "$kdir/boot/vmlinuz-$kver" "$outdir/kernel"
+depmod -b "$kdir" "$kver"
+
+root=$work/root
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules/"$kver",var/log}
+ln -s ../run "$root/var/run"
+: >"$root/etc/modules"
+for m in $(grep -v '^#' "$here/modules.list"); do
+	deps=$(modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>&1) || {
+		echo "mkimage: warning: module $m not in $kpkg" >&2
+		continue
+	}
+	while read -r kind path _; do
+		[ "$kind" = insmod ] || continue
+		rel=${path#"$kdir"/lib/modules/"$kver"/}
+		mkdir -p "$root/lib/modules/$kver/$(dirname "$rel")"
+		cp "$path" "$root/lib/modules/$kver/$rel"
+	done <<<"$deps"
+	if grep -q '^insmod' <<<"$deps"; then echo "$m" >>"$root/etc/modules"; fi
+done
+cp "$kdir/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/"
+depmod -b "$root" "$kver"
+cp "$root/etc/modules" "$outdir/modules"
+
+# busybox and its applet links.
+bb=$work/busybox
+mkdir -p "$bb"
+dpkg-deb -x "$(deb_path busybox-static)" "$bb"
+cp "$bb/bin/busybox" "$root/bin/busybox"
+for a in $("$qemu_user" "$root/bin/busybox" --list-full); do
+	[ -e "$root/$a" ] || ln -s /bin/busybox "$root/$a"
+done
+ln -s bin/busybox "$root/init"
+
+# Skeleton, shared overlay, the package's init script and binary: as Buildroot would install them.
+cp -a "$here/skeleton/." "$root/"
+rm -f "$root/README"
+cp -a "$top/board/common/rootfs-overlay/." "$root/"
+if [ -n "$bin" ]; then
+	install -D -m 0755 "$bin" "$root/usr/sbin/portcullis"
+	install -D -m 0755 "$top/buildroot-external/package/portcullis/S50portcullis" "$root/etc/init.d/S50portcullis"
+fi
+"$top/board/common/post-build.sh" "$root"
+
+python3 "$here/mkcpio.py" "$root" "$outdir/initramfs.cpio" --node /dev/console:c:5:1 --node /dev/null:c:1:3
+echo "mkimage: $outdir: kernel $(du -k "$outdir/kernel" | cut -f1) KiB, initramfs $(du -k "$outdir/initramfs.cpio" | cut -f1) KiB ($arch, $kpkg${bin:+, portcullis $(stat -c %s "$bin") bytes})"

@@ -1,0 +1,39 @@
+# Router images with Buildroot (issue 3): the real image path, for machines with internet access.
+#
+#   make image BOARD=qemu_mipsel_malta BUILDROOT=/path/to/buildroot
+#
+# BOARD is one of the defconfigs in buildroot-external/configs/ without the `portcullis_` prefix
+# and `_defconfig` suffix: qemu_mipsel_malta, qemu_aarch64_virt, qemu_arm_vexpress.
+# Buildroot runs with BR2_EXTERNAL=buildroot-external and an output dir per board
+# (out/buildroot/<BOARD>); its package installs the static binary `make cross` built here
+# (Buildroot's Rust has no MIPS target). The result and its boot script:
+#   out/buildroot/<BOARD>/images/   kernel, rootfs.ext2, start-qemu.sh
+# Buildroot downloads its sources, so this cannot run on machines without internet.
+
+BOARD ?= qemu_mipsel_malta
+BUILDROOT ?=
+BR_BOARDS := qemu_mipsel_malta qemu_aarch64_virt qemu_arm_vexpress
+BR_OUT := $(CURDIR)/$(OUT)/buildroot/$(BOARD)
+br_cross_qemu_mipsel_malta := mipsel
+br_cross_qemu_aarch64_virt := aarch64
+br_cross_qemu_arm_vexpress := armv7
+
+.PHONY: image image-check
+
+image-check:
+	@if [ -z "$(filter $(BOARD),$(BR_BOARDS))" ]; then \
+		echo "make image: unknown BOARD '$(BOARD)' (one of: $(BR_BOARDS))"; exit 2; fi
+	@if [ -z "$(BUILDROOT)" ] || [ ! -f "$(BUILDROOT)/Makefile" ] || [ ! -d "$(BUILDROOT)/package" ]; then \
+		echo "make image: set BUILDROOT=/path/to/a/buildroot/checkout (2024.02 LTS or newer), e.g."; \
+		echo "  git clone https://gitlab.com/buildroot.org/buildroot.git -b 2024.02.x ../buildroot"; \
+		echo "  make image BOARD=$(BOARD) BUILDROOT=../buildroot"; \
+		exit 2; fi
+
+# Buildroot must not inherit this make's command-line variables (ARCH=, BOARD=...): it has
+# variables of its own with those names. Hence env -u MAKEFLAGS and a plain `make`.
+image: image-check
+	$(MAKE) cross-$(br_cross_$(BOARD))
+	env -u MAKEFLAGS -u MAKEOVERRIDES -u MFLAGS -u ARCH make -C $(BUILDROOT) O=$(BR_OUT) \
+		BR2_EXTERNAL=$(CURDIR)/buildroot-external portcullis_$(BOARD)_defconfig
+	env -u MAKEFLAGS -u MAKEOVERRIDES -u MFLAGS -u ARCH make -C $(BR_OUT)
+	@echo "image: $(BR_OUT)/images/ (boot it with $(BR_OUT)/images/start-qemu.sh)"

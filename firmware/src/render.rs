@@ -57,6 +57,7 @@ fn render_set(out: &mut String, s: &Set) {
         None => key,
         Some(SetData::Verdict) => format!("{key} : verdict"),
         Some(SetData::Types(t)) => format!("{key} : {}", concat_types(t)),
+        Some(SetData::Counter) => format!("{key} : counter"),
     };
     let _ = writeln!(out, "\t\ttype {ty}");
     if let Some(size) = s.size {
@@ -99,6 +100,11 @@ fn element(e: &Element) -> String {
     let mut s = match &e.key {
         ElemKey::Single(v) => values(v),
         ElemKey::Range(lo, hi) => range(lo, hi),
+        ElemKey::ConcatRange(parts) => parts
+            .iter()
+            .map(|(lo, hi)| range(lo, hi))
+            .collect::<Vec<_>>()
+            .join(" . "),
     };
     if let Some(t) = e.timeout {
         let _ = write!(s, " timeout {}", duration(t));
@@ -110,6 +116,9 @@ fn element(e: &Element) -> String {
         }
         Some(ElemData::Values(v)) => {
             let _ = write!(s, " : {}", values(v));
+        }
+        Some(ElemData::Counter(c)) => {
+            let _ = write!(s, " : {}", quoted(c));
         }
     }
     s
@@ -228,6 +237,7 @@ fn stmt(s: &Stmt) -> String {
             format!("log prefix {} level {level}", quoted(prefix))
         }
         Stmt::CounterRef(n) => format!("counter name {}", quoted(n)),
+        Stmt::CounterMap { key, map } => format!("counter name {} map @{map}", fields(key)),
         Stmt::DynsetLimit {
             op,
             set,
@@ -345,5 +355,33 @@ mod tests {
         assert_eq!(range(&lo, &hi), "10.0.0.0-10.0.0.5");
         assert_eq!(range(&Value::Port(80), &Value::Port(80)), "80");
         assert_eq!(range(&Value::Port(80), &Value::Port(90)), "80-90");
+    }
+
+    #[test]
+    fn concat_ranges_and_counter_data_print_like_nft() {
+        let ip = |s: &str| Value::Ipv4(s.parse().unwrap());
+        let e = Element {
+            key: ElemKey::ConcatRange(vec![
+                (Value::Port(27015), Value::Port(27020)),
+                (ip("0.0.0.0"), ip("255.255.255.255")),
+            ]),
+            data: None,
+            timeout: None,
+        };
+        assert_eq!(element(&e), "27015-27020 . 0.0.0.0/0");
+        let e = Element {
+            key: ElemKey::ConcatRange(vec![
+                (Value::Port(2222), Value::Port(2222)),
+                (ip("10.0.0.1"), ip("10.0.0.1")),
+            ]),
+            data: Some(ElemData::Counter("fwd_web".into())),
+            timeout: Some(Duration::from_secs(3600)),
+        };
+        assert_eq!(element(&e), "2222 . 10.0.0.1 timeout 1h : \"fwd_web\"");
+        let s = Stmt::CounterMap {
+            key: vec![Field::ThDport],
+            map: "ctr_tcp".into(),
+        };
+        assert_eq!(stmt(&s), "counter name th dport map @ctr_tcp");
     }
 }

@@ -44,6 +44,9 @@ pub enum SetData {
     Verdict,
     /// A data map; more than one type is a concatenation (`ipv4_addr . inet_service`).
     Types(Vec<DataType>),
+    /// An object map whose values name counter objects (`type KEY : counter`): the
+    /// `counter name KEY map @m` statement counts into the counter the key maps to.
+    Counter,
 }
 
 /// Set flags as `nft` spells them in `flags ...`.
@@ -87,6 +90,10 @@ pub enum Value {
 pub enum ElemKey {
     Single(Vec<Value>),
     Range(Value, Value),
+    /// A key of an interval set with a concatenated key type (`flags interval` and
+    /// `type a . b`): one inclusive `(lo, hi)` per concatenated field, `lo == hi` for a
+    /// single value, e.g. `27015-27020 . 198.51.100.0/24`.
+    ConcatRange(Vec<(Value, Value)>),
 }
 
 /// What a map element maps to.
@@ -94,6 +101,8 @@ pub enum ElemKey {
 pub enum ElemData {
     Verdict(Verdict),
     Values(Vec<Value>),
+    /// The name of a counter object, in a [`SetData::Counter`] map (`: "fwd_web"`).
+    Counter(String),
 }
 
 /// A set or map element.
@@ -260,6 +269,9 @@ pub enum Stmt {
     Log { prefix: String, level: LogLevel },
     /// `counter name "NAME"` — a reference to a named counter object.
     CounterRef(String),
+    /// `counter name KEY map @map` — count into the counter object that the
+    /// [`SetData::Counter`] map yields for KEY (no match, no count).
+    CounterMap { key: Vec<Field>, map: String },
     /// `add|update @set { KEY limit rate ... }` — a per-key meter.
     DynsetLimit {
         op: DynsetOp,

@@ -21,6 +21,7 @@ use super::values::{
 use super::wire::{Mark, MsgBuf};
 use crate::ruleset::{
     BaseChain, Chain, ChainType, ElemData, ElemKey, Element, Hook, Policy, Ruleset, Set, SetData,
+    Value,
 };
 
 /// Largest element list we put in one message. The list is one nested attribute whose
@@ -246,6 +247,7 @@ impl<'a> Builder<'a> {
                 b.put_u32(NFTA_SET_DATA_TYPE, types_id(t));
                 b.put_u32(NFTA_SET_DATA_LEN, types_len(t));
             }
+            Some(SetData::Counter) => b.put_u32(NFTA_SET_OBJ_TYPE, NFT_OBJECT_COUNTER),
             None => {}
         }
         b.put_u32(NFTA_SET_ID, id);
@@ -255,9 +257,22 @@ impl<'a> Builder<'a> {
                 .constant
                 .then(|| u32_sat(kernel_elements(s, true).len()))
         });
-        if let Some(size) = size {
+        let concat = is_concat_interval(s);
+        if size.is_some() || concat {
             let d = b.nest(NFTA_SET_DESC);
-            b.put_u32(NFTA_SET_DESC_SIZE, size);
+            if let Some(size) = size {
+                b.put_u32(NFTA_SET_DESC_SIZE, size);
+            }
+            if concat {
+                // The field lengths the kernel's pipapo backend splits the key into.
+                let c = b.nest(NFTA_SET_DESC_CONCAT);
+                for t in &s.key {
+                    let f = b.nest(NFTA_LIST_ELEM);
+                    b.put_u32(NFTA_SET_FIELD_LEN, u32_sat(t.len()));
+                    b.end_nest(f);
+                }
+                b.end_nest(c);
+            }
             b.end_nest(d);
         }
         if let Some(t) = s.timeout {
@@ -387,8 +402,13 @@ pub fn set_flags(s: &Set) -> u32 {
     if f.interval {
         x |= NFT_SET_INTERVAL;
     }
-    if s.data.is_some() {
-        x |= NFT_SET_MAP;
+    match s.data {
+        Some(SetData::Counter) => x |= NFT_SET_OBJECT,
+        Some(_) => x |= NFT_SET_MAP,
+        None => {}
+    }
+    if is_concat_interval(s) {
+        x |= NFT_SET_CONCAT;
     }
     if f.timeout || s.timeout.is_some() {
         x |= NFT_SET_TIMEOUT;
@@ -397,6 +417,12 @@ pub fn set_flags(s: &Set) -> u32 {
         x |= NFT_SET_EVAL;
     }
     x
+}
+
+/// An interval set with a concatenated key: the kernel's pipapo backend, whose elements
+/// are `KEY`/`KEY_END` pairs rather than start and end-marker elements.
+fn is_concat_interval(s: &Set) -> bool {
+    s.flags.interval && s.key.len() > 1
 }
 
 /// `NFTA_SET_USERDATA` as `nft` writes it (libnftnl udata TLVs, host-endian): the key and
@@ -416,12 +442,11 @@ fn set_udata(s: &Set) -> Vec<u8> {
         u.extend_from_slice(&v.to_ne_bytes());
     };
     put_u32(&mut u, KEYBYTEORDER, udata_byteorder(&s.key));
-    if let Some(d) = &s.data {
-        let order = match d {
-            SetData::Verdict => 0,
-            SetData::Types(t) => udata_byteorder(t),
-        };
-        put_u32(&mut u, DATABYTEORDER, order);
+    // Object maps record no data byte order.
+    match &s.data {
+        Some(SetData::Verdict) => put_u32(&mut u, DATABYTEORDER, 0),
+        Some(SetData::Types(t)) => put_u32(&mut u, DATABYTEORDER, udata_byteorder(t)),
+        Some(SetData::Counter) | None => {}
     }
     if s.key.len() > 1 {
         u.extend_from_slice(&[KEY_TYPEOF, 8]);
@@ -442,6 +467,8 @@ fn set_udata(s: &Set) -> Vec<u8> {
 /// One element as the kernel stores it.
 struct KElem<'a> {
     key: KKey<'a>,
+    /// `NFTA_SET_ELEM_KEY_END` of a concatenated interval (pipapo) element.
+    key_end: Option<Vec<u8>>,
     end: bool,
     /// The interval runs to the maximum value, so there is no end element; `nft` marks
     /// the start with a userdata flag to print it as a prefix/range again.
@@ -452,6 +479,7 @@ struct KElem<'a> {
 enum KKey<'a> {
     Values(&'a [crate::ruleset::Value]),
     Num(u64, usize),
+    Bytes(Vec<u8>),
 }
 
 impl<'a> KElem<'a> {
@@ -459,9 +487,16 @@ impl<'a> KElem<'a> {
         let key = match &e.key {
             ElemKey::Single(v) => KKey::Values(v),
             ElemKey::Range(a, _) => KKey::Values(std::slice::from_ref(a)),
+            ElemKey::ConcatRange(parts) => {
+                let lo: Vec<Value> = parts.iter().map(|p| p.0).collect();
+                let mut bytes = Vec::with_capacity(4 * lo.len());
+                put_values(&mut bytes, &lo);
+                KKey::Bytes(bytes)
+            }
         };
         KElem {
             key,
+            key_end: None,
             end: false,
             open: false,
             elem: Some(e),
@@ -485,9 +520,15 @@ impl<'a> KElem<'a> {
                 let (nb, w) = num_bytes(n, w);
                 bytes.extend_from_slice(&nb[..w]);
             }
+            KKey::Bytes(ref k) => bytes.extend_from_slice(k),
         }
         b.put(NFTA_DATA_VALUE, &bytes);
         b.end_nest(k);
+        if let Some(end) = &self.key_end {
+            let k = b.nest(NFTA_SET_ELEM_KEY_END);
+            b.put(NFTA_DATA_VALUE, end);
+            b.end_nest(k);
+        }
         match e.and_then(|e| e.data.as_ref()) {
             Some(ElemData::Verdict(v)) => {
                 let d = b.nest(NFTA_SET_ELEM_DATA);
@@ -501,7 +542,7 @@ impl<'a> KElem<'a> {
                 b.put(NFTA_DATA_VALUE, &bytes);
                 b.end_nest(d);
             }
-            None => {}
+            Some(ElemData::Counter(_)) | None => {}
         }
         if self.open && !delete {
             // libnftnl udata: NFTNL_UDATA_SET_ELEM_FLAGS = NFTNL_SET_ELEM_F_INTERVAL_OPEN.
@@ -509,30 +550,77 @@ impl<'a> KElem<'a> {
             u.extend_from_slice(&1u32.to_ne_bytes());
             b.put(NFTA_SET_ELEM_USERDATA, &u);
         }
+        // libnftnl puts the object reference after the userdata.
+        if let Some(ElemData::Counter(name)) = e.and_then(|e| e.data.as_ref()) {
+            b.put_strz(NFTA_SET_ELEM_OBJREF, name);
+        }
         b.end_nest(n);
     }
 }
 
-/// Interval set elements as `nft` sends them for this kernel (rbtree backend): sorted
-/// start elements, each followed by an `INTERVAL_END` element holding end + 1, plus a
-/// leading end marker at 0 when creating the whole set and it does not start at 0.
+/// A concatenated interval (pipapo) element as `nft` sends it: `KEY` holds every field's
+/// low end, `KEY_END` every field's high end (equal to `KEY` for single values), both
+/// padded per field like any concatenation. No end markers, no userdata.
+fn concat_range_element(e: &Element) -> KElem<'_> {
+    let (lo, hi): (Vec<Value>, Vec<Value>) = match &e.key {
+        ElemKey::ConcatRange(parts) => parts.iter().copied().unzip(),
+        ElemKey::Single(v) => (v.clone(), v.clone()),
+        ElemKey::Range(a, b) => (vec![*a], vec![*b]),
+    };
+    let (mut k, mut kend) = (Vec::with_capacity(16), Vec::with_capacity(16));
+    put_values(&mut k, &lo);
+    put_values(&mut kend, &hi);
+    KElem {
+        key: KKey::Bytes(k),
+        key_end: Some(kend),
+        end: false,
+        open: false,
+        elem: Some(e),
+    }
+}
+
+/// The number of concatenated fields of a key.
+fn key_arity(k: &ElemKey) -> usize {
+    match k {
+        ElemKey::Single(v) => v.len(),
+        ElemKey::Range(..) => 1,
+        ElemKey::ConcatRange(p) => p.len(),
+    }
+}
+
+/// Interval set elements as `nft` sends them for this kernel. With a concatenated key
+/// (pipapo backend) each element is one `KEY`/`KEY_END` pair, in the given order. With a
+/// single key (rbtree backend): sorted start elements, each followed by an
+/// `INTERVAL_END` element holding end + 1, plus a leading end marker at 0 when creating
+/// the whole set and it does not start at 0.
 fn interval_elements(elems: &[Element], whole_set: bool) -> Vec<KElem<'_>> {
     let mut ranges: Vec<(u64, u64, usize, &Element)> = Vec::with_capacity(elems.len());
+    let mut out = Vec::with_capacity(elems.len() * 2 + 1);
     for e in elems {
+        if key_arity(&e.key) > 1 {
+            out.push(concat_range_element(e));
+            continue;
+        }
         let (a, b) = match &e.key {
-            ElemKey::Single(v) if v.len() == 1 => (&v[0], &v[0]),
+            ElemKey::Single(v) => match v.first() {
+                Some(x) => (x, x),
+                None => continue,
+            },
             ElemKey::Range(a, b) => (a, b),
-            ElemKey::Single(_) => continue,
+            ElemKey::ConcatRange(p) => match p.first() {
+                Some((a, b)) => (a, b),
+                None => continue,
+            },
         };
         let ((a, w), (b, _)) = (value_num(a), value_num(b));
         ranges.push((a, b, w, e));
     }
     ranges.sort_by_key(|r| r.0);
-    let mut out = Vec::with_capacity(ranges.len() * 2 + 1);
     if let Some(&(first, _, w, _)) = ranges.first() {
         if whole_set && first != 0 {
             out.push(KElem {
                 key: KKey::Num(0, w),
+                key_end: None,
                 end: true,
                 open: false,
                 elem: None,
@@ -548,6 +636,7 @@ fn interval_elements(elems: &[Element], whole_set: bool) -> Vec<KElem<'_>> {
         let open = b >= max;
         out.push(KElem {
             key: KKey::Num(a, w),
+            key_end: None,
             end: false,
             open,
             elem: Some(e),
@@ -555,6 +644,7 @@ fn interval_elements(elems: &[Element], whole_set: bool) -> Vec<KElem<'_>> {
         if !open {
             out.push(KElem {
                 key: KKey::Num(b + 1, w),
+                key_end: None,
                 end: true,
                 open: false,
                 elem: None,

@@ -600,3 +600,204 @@ pub fn edge_ruleset(name: &str) -> Ruleset {
         chains,
     }
 }
+
+/// The shared-set shapes of the redesigned planner: counter maps (objref maps, with
+/// element timeouts and an open-ended range), concatenated interval sets and maps
+/// (pipapo: `KEY`/`KEY_END` elements, set `DESC` with field lengths) looked up negated,
+/// and a concatenated per-key meter.
+pub fn shared_ruleset(name: &str) -> Ruleset {
+    use Field::*;
+    let port = Value::Port;
+    let cr = |parts: &[(Value, Value)]| ElemKey::ConcatRange(parts.to_vec());
+    let ctr = |key, name: &str, timeout| Element {
+        key,
+        data: Some(ElemData::Counter(name.into())),
+        timeout,
+    };
+    let hour = Some(Duration::from_secs(3600));
+    let concat_interval = SetFlags {
+        timeout: true,
+        ..INTERVAL
+    };
+    let sets = vec![
+        Set {
+            data: Some(SetData::Counter),
+            ..set(
+                "ctr_tcp",
+                DataType::InetService,
+                concat_interval,
+                vec![
+                    ctr(ElemKey::Single(vec![port(8080)]), "fwd_web", None),
+                    ctr(ElemKey::Range(port(27015), port(27020)), "fwd_game", hour),
+                    ctr(ElemKey::Range(port(65000), port(65535)), "fwd_web", None),
+                ],
+            )
+        },
+        Set {
+            data: Some(SetData::Counter),
+            ..set(
+                "ctr_udp",
+                DataType::InetService,
+                SetFlags::default(),
+                vec![ctr(ElemKey::Single(vec![port(27015)]), "fwd_game", None)],
+            )
+        },
+        Set {
+            key: vec![DataType::InetService, DataType::Ipv4Addr],
+            ..set(
+                "allow_tcp",
+                DataType::InetService,
+                concat_interval,
+                vec![
+                    elem(cr(&[
+                        (port(8080), port(8080)),
+                        (ip("198.51.100.0"), ip("198.51.100.255")),
+                    ])),
+                    elem(cr(&[
+                        (port(27015), port(27020)),
+                        (ip("0.0.0.0"), ip("255.255.255.255")),
+                    ])),
+                    Element {
+                        timeout: hour,
+                        ..elem(cr(&[
+                            (port(2222), port(2222)),
+                            (ip("198.51.100.77"), ip("198.51.100.77")),
+                        ]))
+                    },
+                ],
+            )
+        },
+        Set {
+            key: vec![DataType::InetService, DataType::Ipv4Addr],
+            size: Some(1024),
+            ..set(
+                "allow_udp",
+                DataType::InetService,
+                INTERVAL,
+                vec![elem(cr(&[
+                    (port(27015), port(27020)),
+                    (ip("10.0.0.0"), ip("10.0.0.5")),
+                ]))],
+            )
+        },
+        Set {
+            key: vec![DataType::InetService, DataType::Ipv4Addr],
+            data: Some(SetData::Verdict),
+            ..set(
+                "inbound",
+                DataType::InetService,
+                concat_interval,
+                vec![
+                    jump(
+                        cr(&[
+                            (port(8080), port(8080)),
+                            (ip("203.0.113.0"), ip("203.0.113.255")),
+                        ]),
+                        "fwd_web",
+                        None,
+                    ),
+                    jump(
+                        cr(&[
+                            (port(27015), port(27020)),
+                            (ip("203.0.113.2"), ip("203.0.113.2")),
+                        ]),
+                        "fwd_game",
+                        hour,
+                    ),
+                ],
+            )
+        },
+        Set {
+            key: vec![DataType::InetService, DataType::Ipv4Addr],
+            timeout: Some(Duration::from_secs(120)),
+            size: Some(65535),
+            ..set("rl_30_minute_10", DataType::InetService, DYNAMIC, vec![])
+        },
+    ];
+    let drop = Stmt::Verdict(Verdict::Drop);
+    let chains = vec![
+        Chain {
+            name: "fwd_web".into(),
+            base: None,
+            rules: vec![rule(vec![Stmt::Verdict(Verdict::Accept)])],
+        },
+        Chain {
+            name: "fwd_game".into(),
+            base: None,
+            rules: vec![rule(vec![Stmt::Verdict(Verdict::Accept)])],
+        },
+        Chain {
+            name: "forward".into(),
+            base: Some(BaseChain {
+                kind: ChainType::Filter,
+                hook: Hook::Forward,
+                priority: 0,
+                policy: Policy::Drop,
+            }),
+            rules: vec![
+                rule(vec![
+                    Stmt::L4Proto(6),
+                    Stmt::CounterMap {
+                        key: vec![ThDport],
+                        map: "ctr_tcp".into(),
+                    },
+                ]),
+                rule(vec![
+                    Stmt::L4Proto(17),
+                    Stmt::CounterMap {
+                        key: vec![ThDport],
+                        map: "ctr_udp".into(),
+                    },
+                ]),
+                rule(vec![
+                    Stmt::NfProto(2),
+                    Stmt::L4Proto(6),
+                    Stmt::Lookup {
+                        key: vec![ThDport, IpSaddr],
+                        set: "allow_tcp".into(),
+                        negate: true,
+                    },
+                    drop.clone(),
+                ]),
+                rule(vec![
+                    Stmt::NfProto(2),
+                    Stmt::L4Proto(17),
+                    Stmt::Lookup {
+                        key: vec![ThDport, IpSaddr],
+                        set: "allow_udp".into(),
+                        negate: true,
+                    },
+                    drop.clone(),
+                ]),
+                rule(vec![
+                    Stmt::NfProto(2),
+                    Stmt::DynsetLimit {
+                        op: DynsetOp::Add,
+                        set: "rl_30_minute_10".into(),
+                        key: vec![ThDport, IpSaddr],
+                        limit: Limit {
+                            rate: 30,
+                            unit: RateUnit::Minute,
+                            burst: 10,
+                            over: true,
+                        },
+                    },
+                    drop,
+                ]),
+                rule(vec![
+                    Stmt::L4Proto(6),
+                    Stmt::Vmap {
+                        key: vec![ThDport, IpDaddr],
+                        map: "inbound".into(),
+                    },
+                ]),
+            ],
+        },
+    ];
+    Ruleset {
+        table: name.into(),
+        counters: vec!["fwd_web".into(), "fwd_game".into()],
+        sets,
+        chains,
+    }
+}

@@ -125,6 +125,12 @@ pub enum Expr<'a> {
     },
     /// A reference to a named counter.
     CounterRef(&'a str),
+    /// A counter named by an object map lookup of the key in `sreg`.
+    CounterMap {
+        set: &'a str,
+        set_id: Option<u32>,
+        sreg: u32,
+    },
     /// `dnat ip`: address (and port) taken from registers.
     Dnat {
         addr: u32,
@@ -148,7 +154,7 @@ impl Expr<'_> {
             Expr::Dynset { .. } => "dynset",
             Expr::Limit(_) => "limit",
             Expr::Log { .. } => "log",
-            Expr::CounterRef(_) => "objref",
+            Expr::CounterRef(_) | Expr::CounterMap { .. } => "objref",
             Expr::Dnat { .. } => "nat",
             Expr::Masq => "masq",
             Expr::Reject(_) => "reject",
@@ -278,6 +284,14 @@ impl Expr<'_> {
                 b.put_u32(NFTA_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
                 // libnftnl sends this name without a terminating NUL.
                 b.put(NFTA_OBJREF_IMM_NAME, name.as_bytes());
+            }
+            Expr::CounterMap { set, set_id, sreg } => {
+                b.put_u32(NFTA_OBJREF_SET_SREG, *sreg);
+                // Also without a NUL, as libnftnl's mnl_attr_put_str.
+                b.put(NFTA_OBJREF_SET_NAME, set.as_bytes());
+                if let Some(id) = set_id {
+                    b.put_u32(NFTA_OBJREF_SET_ID, *id);
+                }
             }
             Expr::Dnat { addr, proto, flags } => {
                 b.put_u32(NFTA_NAT_TYPE, NFT_NAT_DNAT);

@@ -14,7 +14,7 @@
 //! seq 0 and without `NLM_F_ACK`; nothing else is masked: every other byte must match.
 
 use super::batch::encode_apply_batch_with;
-use super::example::{edge_ruleset, example_ruleset};
+use super::example::{edge_ruleset, example_ruleset, shared_ruleset};
 use super::wire::messages;
 use crate::ruleset::Ruleset;
 
@@ -72,6 +72,13 @@ fn whole_edge_batch_equals_nft() {
     // sh testdata/capture.sh testdata/edge.nft > testdata/edge.hex
     let nft = unhex(include_str!("testdata/edge.hex"));
     assert_same_messages(&nft_like_batch(&edge_ruleset("edge")), &nft);
+}
+
+#[test]
+fn whole_shared_sets_batch_equals_nft() {
+    // sh testdata/capture.sh testdata/shared.nft > testdata/shared.hex
+    let nft = unhex(include_str!("testdata/shared.hex"));
+    assert_same_messages(&nft_like_batch(&shared_ruleset("shared")), &nft);
 }
 
 #[test]
@@ -155,6 +162,7 @@ fn reject_expressions_equal_nft() {
 fn print_texts() {
     println!("{}", crate::render::render(&example_ruleset("pc")));
     println!("{}", crate::render::render(&edge_ruleset("edge")));
+    println!("{}", crate::render::render(&shared_ruleset("shared")));
 }
 
 /// seq 9 of `sh testdata/capture.sh testdata/example.nft`

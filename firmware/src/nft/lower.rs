@@ -78,9 +78,10 @@ fn needs_ipv4(s: &Stmt) -> bool {
             .any(|f| matches!(f, Field::IpSaddr | Field::IpDaddr))
     };
     match s {
-        Stmt::Lookup { key, .. } | Stmt::Vmap { key, .. } | Stmt::DynsetLimit { key, .. } => {
-            ip(key)
-        }
+        Stmt::Lookup { key, .. }
+        | Stmt::Vmap { key, .. }
+        | Stmt::DynsetLimit { key, .. }
+        | Stmt::CounterMap { key, .. } => ip(key),
         Stmt::DynsetData { key, data, .. } => ip(key) || ip(data),
         Stmt::DnatMap { key, .. } => ip(key),
         _ => false,
@@ -195,6 +196,14 @@ fn lower_stmt<'a>(out: &mut Vec<Expr<'a>>, s: &'a Stmt, ids: &dyn SetIds) {
             level: *level,
         }),
         Stmt::CounterRef(name) => out.push(Expr::CounterRef(name)),
+        Stmt::CounterMap { key, map } => {
+            load_key(out, key, 0);
+            out.push(Expr::CounterMap {
+                set: map,
+                set_id: ids.set_id(map),
+                sreg: reg(0),
+            });
+        }
         Stmt::DynsetLimit {
             op,
             set,

@@ -18,7 +18,9 @@
 //! * Sans-IO encoding — [`encode_apply_batch`] turns a [`Ruleset`](crate::ruleset::Ruleset)
 //!   into one nfnetlink batch ([`Batch`]): `wire` (framing), `lower` (statements to kernel
 //!   expressions with `nft`'s register allocation and implicit dependencies), `expr`
-//!   (expression attributes), `batch` (objects, interval elements, set userdata).
+//!   (expression attributes), `batch` (objects, interval elements — rbtree start/end
+//!   markers, or `KEY`/`KEY_END` pairs for concatenated interval keys — counter object
+//!   maps, set userdata).
 //! * IO — [`Nft`] owns a `NETLINK_NETFILTER` socket, sends a batch in one `sendmsg`, checks
 //!   one ack per message, then reads the table back to verify it; `state` decodes dumps
 //!   into [`TableState`] for status.
@@ -36,7 +38,8 @@
 //! A ruleset is applied as one transaction (`NEWTABLE, DELTABLE, NEWTABLE, ...`): either
 //! the new table is complete or the old one stays in force. An error ack names the object
 //! whose message failed ([`NftError::Rejected`]). After commit the table is read back
-//! (chains and rule counts, sets, counters, element counts of filled non-dynamic sets).
+//! (chains and rule counts, sets, counters, element counts of filled non-dynamic sets;
+//! elements are counted in the dump, not decoded).
 //!
 //! # Performance
 //!
@@ -44,7 +47,8 @@
 //! the table's sets (for every new set, every element message, every lookup and every
 //! element dump), so with thousands of sets both the commit and the element verification
 //! grow quadratically — for `nft -f` just the same. Our commit costs about what `nft -f`
-//! costs for the same text; verification adds one element dump per filled set.
+//! costs for the same text; verification adds one element dump per filled set. Hence
+//! few shared sets (counter maps, concatenated interval sets) rather than one per forward.
 
 mod batch;
 mod error;

@@ -15,7 +15,7 @@ use super::state::{
 };
 use super::uapi::*;
 use super::values::u32_sat;
-use super::wire::{messages, MsgBuf};
+use super::wire::{messages, Attrs, MsgBuf};
 use crate::ruleset::{ElemKey, Element, Ruleset};
 
 /// Receive buffer for one datagram. Dump skbs are at most 32 KiB (netlink caps them);
@@ -273,14 +273,16 @@ impl Nft {
             )));
         }
         let mut elements = 0;
+        // Only sets the batch filled are dumped (one dump each): a set created empty in
+        // the same transaction holds nothing. Entries are counted, not decoded.
         let counts: HashMap<&str, usize> = batch.element_counts.iter().copied().collect();
-        for s in rs.sets.iter().filter(|s| !s.flags.dynamic) {
-            let state = sets
-                .iter()
-                .find(|x| x.name == s.name)
-                .expect("checked above");
-            let n = self.count_elements(table, state)?;
+        for s in rs
+            .sets
+            .iter()
+            .filter(|s| !s.flags.dynamic && !s.elements.is_empty())
+        {
             let want = counts.get(s.name.as_str()).copied().unwrap_or(0);
+            let n = self.count_elements(table, &s.name)?;
             if n != want {
                 return Err(mismatch(format!(
                     "set {} holds {n} elements instead of {want}",
@@ -444,8 +446,25 @@ impl Nft {
         Ok(raw)
     }
 
-    fn count_elements(&mut self, table: &str, set: &SetState) -> Result<usize, NftError> {
-        Ok(self.dump_raw_elements(table, set)?.len())
+    /// Elements the kernel holds for a set (interval end markers included), counted
+    /// from the dump without decoding them.
+    fn count_elements(&mut self, table: &str, set: &str) -> Result<usize, NftError> {
+        let mut n = 0;
+        self.dump(
+            NFT_MSG_GETSETELEM,
+            table,
+            "set elements",
+            |b| {
+                b.put_strz(NFTA_SET_ELEM_LIST_TABLE, table);
+                b.put_strz(NFTA_SET_ELEM_LIST_SET, set);
+            },
+            |p| {
+                if let Some(list) = Attrs::of_nft(p).get(NFTA_SET_ELEM_LIST_ELEMENTS) {
+                    n += list.nested().count();
+                }
+            },
+        )?;
+        Ok(n)
     }
 
     fn dump_counters(&mut self, table: &str) -> Result<Vec<super::state::CounterState>, NftError> {

@@ -71,6 +71,10 @@ pub fn decode_set(payload: &[u8]) -> Option<(String, SetState)> {
     let data = match a.get(NFTA_SET_DATA_TYPE).and_then(|x| x.u32()) {
         Some(NFT_DATA_VERDICT) => Some(SetData::Verdict),
         Some(id) => Some(SetData::Types(types_from_id(id)?)),
+        None if f & NFT_SET_OBJECT != 0 => match a.get(NFTA_SET_OBJ_TYPE)?.u32()? {
+            NFT_OBJECT_COUNTER => Some(SetData::Counter),
+            _ => return None,
+        },
         None => None,
     };
     let flags = SetFlags {
@@ -101,6 +105,8 @@ pub fn decode_set(payload: &[u8]) -> Option<(String, SetState)> {
 #[derive(Debug, Clone)]
 pub struct RawElem {
     pub key: Vec<u8>,
+    /// `NFTA_SET_ELEM_KEY_END`: the high end of a concatenated interval element.
+    pub key_end: Option<Vec<u8>>,
     pub end: bool,
     pub data: Option<ElemData>,
     pub timeout: Option<Duration>,
@@ -144,6 +150,10 @@ pub fn decode_elements(
             .get(NFTA_DATA_VALUE)?
             .data
             .to_vec();
+        let key_end = match a.get(NFTA_SET_ELEM_KEY_END) {
+            Some(k) => Some(k.nested().get(NFTA_DATA_VALUE)?.data.to_vec()),
+            None => None,
+        };
         let d = match (a.get(NFTA_SET_ELEM_DATA), data) {
             (Some(d), Some(SetData::Verdict)) => Some(ElemData::Verdict(decode_verdict(
                 d.nested().get(NFTA_DATA_VERDICT)?,
@@ -152,11 +162,16 @@ pub fn decode_elements(
                 t,
                 d.nested().get(NFTA_DATA_VALUE)?.data,
             )?)),
+            (_, Some(SetData::Counter)) => match a.get(NFTA_SET_ELEM_OBJREF) {
+                Some(o) => Some(ElemData::Counter(o.str()?.to_string())),
+                None => None,
+            },
             _ => None,
         };
         let ms = |ty| a.get(ty).and_then(|x| x.u64()).map(Duration::from_millis);
         out.push(RawElem {
             key,
+            key_end,
             end: flags & NFT_SET_ELEM_INTERVAL_END != 0,
             data: d,
             timeout: ms(NFTA_SET_ELEM_TIMEOUT),
@@ -168,7 +183,8 @@ pub fn decode_elements(
 
 /// Turns raw elements into ruleset-shaped ones. Interval sets are sorted and each start
 /// element is paired with the end marker after it (end = marker - 1); a start without a
-/// marker runs to the maximum value.
+/// marker runs to the maximum value. Elements of concatenated interval sets carry their
+/// high end themselves and become [`ElemKey::ConcatRange`].
 pub fn assemble(set: &mut SetState, mut raw: Vec<RawElem>) -> Option<()> {
     set.kernel_elements = raw.len();
     let default = set.timeout;
@@ -179,6 +195,19 @@ pub fn assemble(set: &mut SetState, mut raw: Vec<RawElem>) -> Option<()> {
             None
         })
     };
+    if set.flags.interval && set.key.len() > 1 {
+        for r in raw {
+            let lo = values_from(&set.key, &r.key)?;
+            let hi = values_from(&set.key, r.key_end.as_deref().unwrap_or(&r.key))?;
+            set.elements.push(ElementState {
+                key: ElemKey::ConcatRange(lo.into_iter().zip(hi).collect()),
+                timeout: timeout(&r),
+                expiration: r.expiration,
+                data: r.data,
+            });
+        }
+        return Some(());
+    }
     if !set.flags.interval || set.key.len() != 1 {
         for r in raw {
             set.elements.push(ElementState {
@@ -272,6 +301,7 @@ mod tests {
     fn raw(key: &[u8], end: bool) -> RawElem {
         RawElem {
             key: key.to_vec(),
+            key_end: None,
             end,
             data: None,
             timeout: None,
@@ -317,5 +347,37 @@ mod tests {
             ]
         );
         assert_eq!(s.kernel_elements, 8);
+    }
+
+    #[test]
+    fn concatenated_ranges_are_read_from_key_and_key_end() {
+        let mut s = SetState {
+            name: "s".into(),
+            key: vec![DataType::InetService, DataType::Ipv4Addr],
+            data: None,
+            flags: SetFlags {
+                interval: true,
+                ..SetFlags::default()
+            },
+            timeout: None,
+            elements: vec![],
+            kernel_elements: 0,
+        };
+        // `27015-27020 . 10.0.0.0/8` as the kernel's pipapo set dumps it.
+        let r = RawElem {
+            key_end: Some(vec![0x69, 0x8c, 0, 0, 10, 255, 255, 255]),
+            ..raw(&[0x69, 0x87, 0, 0, 10, 0, 0, 0], false)
+        };
+        assemble(&mut s, vec![r]).unwrap();
+        assert_eq!(
+            s.elements[0].key,
+            ElemKey::ConcatRange(vec![
+                (Value::Port(27015), Value::Port(27020)),
+                (
+                    Value::Ipv4([10, 0, 0, 0].into()),
+                    Value::Ipv4([10, 255, 255, 255].into())
+                ),
+            ])
+        );
     }
 }

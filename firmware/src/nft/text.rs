@@ -98,6 +98,7 @@ pub fn stmt_text(s: &Stmt) -> String {
             format!("log prefix \"{prefix}\" level {level}")
         }
         Stmt::CounterRef(c) => format!("counter name \"{c}\""),
+        Stmt::CounterMap { key, map } => format!("counter name {} map @{map}", fields(key)),
         Stmt::DynsetLimit {
             op,
             set,

@@ -87,6 +87,8 @@ pub const NFT_SET_INTERVAL: u32 = 0x4;
 pub const NFT_SET_MAP: u32 = 0x8;
 pub const NFT_SET_TIMEOUT: u32 = 0x10;
 pub const NFT_SET_EVAL: u32 = 0x20;
+pub const NFT_SET_OBJECT: u32 = 0x40;
+pub const NFT_SET_CONCAT: u32 = 0x80;
 
 // enum nft_set_attributes
 pub const NFTA_SET_TABLE: u16 = 1;
@@ -100,7 +102,10 @@ pub const NFTA_SET_DESC: u16 = 9;
 pub const NFTA_SET_ID: u16 = 10;
 pub const NFTA_SET_TIMEOUT: u16 = 11;
 pub const NFTA_SET_USERDATA: u16 = 13;
+pub const NFTA_SET_OBJ_TYPE: u16 = 15;
 pub const NFTA_SET_DESC_SIZE: u16 = 1;
+pub const NFTA_SET_DESC_CONCAT: u16 = 2;
+pub const NFTA_SET_FIELD_LEN: u16 = 1;
 pub const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 
 // set elements
@@ -111,6 +116,8 @@ pub const NFTA_SET_ELEM_FLAGS: u16 = 3;
 pub const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 pub const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 pub const NFTA_SET_ELEM_USERDATA: u16 = 6;
+pub const NFTA_SET_ELEM_OBJREF: u16 = 9;
+pub const NFTA_SET_ELEM_KEY_END: u16 = 10;
 pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 pub const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -196,6 +203,9 @@ pub const NFTA_LOG_LEVEL: u16 = 5;
 
 pub const NFTA_OBJREF_IMM_TYPE: u16 = 1;
 pub const NFTA_OBJREF_IMM_NAME: u16 = 2;
+pub const NFTA_OBJREF_SET_SREG: u16 = 3;
+pub const NFTA_OBJREF_SET_NAME: u16 = 4;
+pub const NFTA_OBJREF_SET_ID: u16 = 5;
 
 pub const NFTA_NAT_TYPE: u16 = 1;
 pub const NFTA_NAT_FAMILY: u16 = 2;

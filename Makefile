@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 OUT := out
-APT_PACKAGES := nftables iproute2 nmap socat conntrack iperf3 wrk procps psmisc curl python3
+APT_PACKAGES := nftables iproute2 nmap socat conntrack iperf3 wrk procps psmisc curl python3 chromium chromium-driver
 BIN := target/debug/portcullis
 RELEASE_BIN := target/release/portcullis
 
@@ -43,6 +43,7 @@ run: qemu
 
 ## The namespace demo: a wan/router/lan topology in network namespaces with the example
 ## config applied and the daemon running until Ctrl-C; everything is removed afterwards.
+## It prints the web UI URL reachable from this machine (127.0.0.1:DEMO_UI_PORT, default 8481).
 demo: release
 	tests/demo/netns-demo.sh $(RELEASE_BIN) firmware/examples/home.json
 

@@ -58,6 +58,14 @@ in_ns "$LAN" socat TCP-LISTEN:27015,bind=192.168.1.20,fork,reuseaddr \
     SYSTEM:'echo game server 192.168.1.20:27015' >/dev/null 2>&1 &
 PIDS+=($!)
 
+# The web UI listens on the router's LAN address only. To reach it from this machine, a
+# socat bridge on 127.0.0.1 connects through the LAN namespace, so the router sees an
+# ordinary LAN client.
+UI_PORT=${DEMO_UI_PORT:-8481}
+socat TCP-LISTEN:"$UI_PORT",bind=127.0.0.1,reuseaddr,fork \
+    SYSTEM:"ip netns exec $LAN socat STDIO TCP\:192.168.1.1\:80" >/dev/null 2>&1 &
+PIDS+=($!)
+
 SAVED="$WORK/config.json"
 in_ns "$ROUTER" "$BIN" --config "$SAVED" apply "$CONFIG"
 in_ns "$ROUTER" "$BIN" --config "$SAVED" serve &
@@ -67,6 +75,10 @@ sleep 0.5
 cat <<MSG
 
 Portcullis is running in namespace $ROUTER (WAN 203.0.113.2 on wan0, LAN 192.168.1.1 on lan0).
+
+  Web UI: http://127.0.0.1:$UI_PORT/   (from this machine; on the LAN it is http://192.168.1.1/)
+          The first visit asks you to choose the admin password: there is no default.
+
 Try, in another terminal:
 
   ip netns exec $WAN curl -s http://203.0.113.2:8080/        # forward "web" -> 192.168.1.10:80

@@ -82,6 +82,7 @@ fn usage_error(why: &str) -> ExitCode {
 fn report_config_error(file: &str, e: &ConfigError) -> ExitCode {
     match e {
         ConfigError::Invalid(report) => eprint!("{report}"),
+        ConfigError::Parse { .. } | ConfigError::Version(_) => eprintln!("error: {e}"),
         other => eprintln!("error: {file}: {}", chain(other)),
     }
     ExitCode::FAILURE

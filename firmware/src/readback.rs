@@ -1,10 +1,10 @@
 //! Turns a read-back of our table into the [`KernelView`] that status needs.
 
 use crate::nft::{Nft, NftError, TableState};
-use crate::ruleset::{ElemData, Value, Verdict};
+use crate::ruleset::{ElemData, Value};
 use crate::status::KernelView;
 
-/// Reads `table` and extracts counters, inbound map targets and trigger hosts.
+/// Reads `table` and extracts counters, installed forwards/triggers and trigger hosts.
 pub fn kernel_view(nft: &mut Nft, table: &str) -> Result<KernelView, NftError> {
     Ok(match nft.read_table(table)? {
         None => KernelView::default(),
@@ -21,11 +21,18 @@ pub fn view_of(t: &TableState) -> KernelView {
     for c in &t.counters {
         v.counters.insert(c.name.clone(), (c.packets, c.bytes));
     }
+    for c in &t.chains {
+        if c.name.starts_with("trg_") && c.name.ends_with("_in") {
+            v.installed.insert(c.name.clone(), None);
+        }
+    }
     for s in &t.sets {
-        if s.name == "inbound_tcp" || s.name == "inbound_udp" {
+        if s.name == "ctr_tcp" || s.name == "ctr_udp" {
+            // A forward is installed while its counter-map element lives; the element's
+            // expiration is the forward's remaining time.
             for e in &s.elements {
-                if let Some(ElemData::Verdict(Verdict::Jump(chain))) = &e.data {
-                    v.inbound_targets.insert(chain.clone(), e.expiration);
+                if let Some(ElemData::Counter(name)) = &e.data {
+                    v.installed.insert(name.clone(), e.expiration);
                 }
             }
         } else if s.name.starts_with("trg_") {

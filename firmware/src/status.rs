@@ -20,9 +20,9 @@ pub struct KernelView {
     pub table_present: bool,
     /// Named counters: (packets, bytes).
     pub counters: HashMap<String, (u64, u64)>,
-    /// Chains that some inbound map element jumps to, with the element's remaining time
-    /// (None: no timeout).
-    pub inbound_targets: HashMap<String, Option<Duration>>,
+    /// Installed forwards (by counter name, `fwd_NAME`) and triggers (by inbound chain,
+    /// `trg_NAME_in`), with the remaining time of expiring ones (None: no timeout).
+    pub installed: HashMap<String, Option<Duration>>,
     /// Trigger maps holding a host: map name → (host, remaining time).
     pub trigger_hosts: HashMap<String, (Ipv4Addr, Option<Duration>)>,
 }
@@ -97,8 +97,7 @@ pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
         .forwards
         .iter()
         .map(|f| {
-            let chain = plan::forward_chain(&f.name);
-            let installed = k.inbound_targets.get(&chain);
+            let installed = k.installed.get(&plan::forward_counter(&f.name));
             let state = if !f.enabled {
                 ForwardState::Disabled
             } else if f.expires_at.is_some_and(|t| t <= now) {
@@ -137,7 +136,7 @@ pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
         .iter()
         .map(|t| {
             let map = plan::trigger_map(&t.name);
-            let installed = k.inbound_targets.contains_key(&format!("{map}_in"));
+            let installed = k.installed.contains_key(&format!("{map}_in"));
             let held = k.trigger_hosts.get(&map);
             let state = match (t.enabled, installed, held) {
                 (false, _, _) => TriggerState::Disabled,
@@ -235,10 +234,10 @@ mod tests {
             table_present: true,
             ..KernelView::default()
         };
-        k.inbound_targets.insert("fwd_web".into(), None);
-        k.inbound_targets
+        k.installed.insert("fwd_web".into(), None);
+        k.installed
             .insert("fwd_friend-ssh".into(), Some(Duration::from_secs(90)));
-        k.inbound_targets.insert("trg_irc-ident_in".into(), None);
+        k.installed.insert("trg_irc-ident_in".into(), None);
         k.counters.insert("fwd_web".into(), (3, 180));
         k.trigger_hosts.insert(
             "trg_irc-ident".into(),
@@ -263,7 +262,7 @@ mod tests {
             "{text}"
         );
 
-        k.inbound_targets.remove("fwd_web");
+        k.installed.remove("fwd_web");
         k.trigger_hosts.clear();
         let s = compute(&cfg, &k, now);
         assert_eq!(s.forwards[0].state, ForwardState::NotInstalled);

@@ -99,7 +99,10 @@ mod tests {
         save_atomic(&p, b"one").unwrap();
         save_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("config.json")]);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -115,7 +118,9 @@ mod tests {
         fs::create_dir_all(blocker.join("x")).unwrap();
         assert!(save_atomic(&blocker, b"new").is_err());
         assert_eq!(fs::read(&p).unwrap(), b"old");
-        assert!(!dir.join(".sub.tmp-".to_string() + &std::process::id().to_string()).exists());
+        assert!(!dir
+            .join(".sub.tmp-".to_string() + &std::process::id().to_string())
+            .exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -178,8 +178,15 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("config is not valid JSON for this format: {0}")]
-    Parse(#[source] serde_json::Error),
+    /// The text is not JSON, or a value does not fit its field. `field` is the JSON path
+    /// (`forwards[0].allow_from[1]`) so the UI can point at it.
+    #[error("{field}: {message} (line {line}, column {column})")]
+    Parse {
+        field: String,
+        message: String,
+        line: usize,
+        column: usize,
+    },
     #[error("version: this build reads config version {VERSION}, the file says {0}")]
     Version(u32),
     #[error("config is invalid:\n{0}")]
@@ -203,7 +210,25 @@ impl Config {
                 return Err(ConfigError::Version(v));
             }
         }
-        serde_json::from_str(text).map_err(ConfigError::Parse)
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = match e.path().to_string() {
+                p if p == "." || p.is_empty() => "(config)".to_string(),
+                p => p,
+            };
+            let inner = e.into_inner();
+            // serde_json appends " at line L column C"; we report position separately.
+            let mut message = inner.to_string();
+            if let Some(i) = message.rfind(" at line ") {
+                message.truncate(i);
+            }
+            ConfigError::Parse {
+                field,
+                message,
+                line: inner.line(),
+                column: inner.column(),
+            }
+        })
     }
 
     /// Reads and parses a file (no validation).

@@ -1,8 +1,8 @@
 //! Planner tests: a snapshot of the example config's ruleset, and the properties that
-//! matter for the datapath (dispatch through maps, expiry as element timeouts).
+//! matter for the datapath (dispatch through shared maps, expiry as element timeouts).
 
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, PortRange};
 use crate::render::render;
 
 const NOW: Timestamp = Timestamp(1_795_888_800); // 2026-11-28T18:00:00Z
@@ -35,48 +35,72 @@ fn snapshot_of_the_example_plan() {
     );
 }
 
-#[test]
-fn dispatch_is_by_map_whatever_the_number_of_forwards() {
+fn many(n: u16) -> Config {
     let mut cfg = example();
     cfg.lan.subnets = vec!["10.0.0.0/16".parse().unwrap()];
-    let one = plan(&cfg, &facts(), NOW);
-    let template = cfg.forwards[1].clone();
-    cfg.forwards = (0..1000u16)
+    let template = cfg.forwards[0].clone();
+    cfg.forwards = (0..n)
         .map(|i| {
             let mut f = template.clone();
             f.name = format!("f{i}");
-            f.external_port = crate::config::PortRange::single(30000 + i);
+            f.external_port = PortRange::single(30000 + i);
             f.internal_host = std::net::Ipv4Addr::from(0x0a00_0000 + u32::from(i) + 2);
             f
         })
         .collect();
-    let many = plan(&cfg, &facts(), NOW);
-    // The path every packet takes (base chains) does not grow with the forward count.
-    for base in ["dstnat", "input", "forward", "srcnat"] {
-        assert_eq!(
-            one.chain(base).unwrap().rules.len(),
-            many.chain(base).unwrap().rules.len(),
-            "{base}"
-        );
-    }
-    // Each forward adds one element per protocol to the inbound maps.
-    assert_eq!(many.set("inbound_tcp").unwrap().elements.len(), 1000 + 1);
-    assert_eq!(many.set("inbound_udp").unwrap().elements.len(), 1000);
+    cfg
 }
 
 #[test]
-fn expiring_forwards_carry_the_remaining_time_as_element_timeout() {
-    let cfg = example();
-    let rs = plan(&cfg, &facts(), NOW);
-    let el = rs
-        .set("inbound_tcp")
+fn forwards_add_elements_not_rules_chains_or_sets() {
+    let one = plan(&many(1), &facts(), NOW);
+    let thousand = plan(&many(1000), &facts(), NOW);
+    // Every forward of `many` logs, so each has its small log chain; nothing else grows.
+    assert_eq!(thousand.chains.len() - one.chains.len(), 999);
+    assert_eq!(thousand.sets.len(), one.sets.len());
+    for chain in ["dstnat", "inbound", "input", "forward", "srcnat"] {
+        assert_eq!(
+            one.chain(chain).unwrap().rules.len(),
+            thousand.chain(chain).unwrap().rules.len(),
+            "{chain}"
+        );
+    }
+    // One rate-limit class serves all thousand forwards (they share the same limit).
+    assert_eq!(
+        thousand
+            .sets
+            .iter()
+            .filter(|s| s.name.starts_with("rl_"))
+            .count(),
+        1
+    );
+    assert_eq!(thousand.set("ctr_tcp").unwrap().elements.len(), 1000);
+    // Two allowed prefixes per forward.
+    assert_eq!(thousand.set("allow_tcp").unwrap().elements.len(), 2000 + 1);
+}
+
+fn element_of<'a>(rs: &'a Ruleset, set: &str, port: u16) -> &'a Element {
+    rs.set(set)
         .unwrap()
         .elements
         .iter()
-        .find(|e| e.data == Some(ElemData::Verdict(Verdict::Jump("fwd_friend-ssh".into()))))
-        .unwrap();
+        .find(|e| match &e.key {
+            ElemKey::Single(v) => v[0] == Value::Port(port),
+            ElemKey::Range(lo, _) => *lo == Value::Port(port),
+            ElemKey::ConcatRange(r) => r[0].0 == Value::Port(port),
+        })
+        .unwrap_or_else(|| panic!("no element for port {port} in {set}"))
+}
+
+#[test]
+fn expiring_forwards_carry_the_remaining_time_on_every_element() {
+    let rs = plan(&example(), &facts(), NOW);
     let expires: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
-    assert_eq!(el.timeout, Some(Duration::from_secs(expires.0 - NOW.0)));
+    let left = Some(Duration::from_secs(expires.0 - NOW.0));
+    for set in ["allow_tcp", "ctr_tcp", "dnat_port_tcp"] {
+        assert_eq!(element_of(&rs, set, 2222).timeout, left, "{set}");
+    }
+    assert_eq!(element_of(&rs, "ctr_tcp", 8080).timeout, None);
 }
 
 #[test]
@@ -85,55 +109,86 @@ fn expired_and_disabled_forwards_are_not_planned() {
     cfg.forwards[0].enabled = false;
     let later: Timestamp = "2031-01-01T00:00:00Z".parse().unwrap();
     let rs = plan(&cfg, &facts(), later);
-    assert!(rs.chain("fwd_web").is_none());
-    assert!(rs.chain("fwd_friend-ssh").is_none());
-    assert!(rs.chain("fwd_game").is_some());
+    let counters = &rs.counters;
+    assert!(!counters.contains(&"fwd_web".to_string()));
+    assert!(!counters.contains(&"fwd_friend-ssh".to_string()));
+    assert!(counters.contains(&"fwd_game".to_string()));
+    assert_eq!(rs.set("ctr_tcp").unwrap().elements.len(), 1);
 }
 
 #[test]
 fn hairpin_rules_need_a_wan_address() {
     let rs = plan(&example(), &HostFacts::default(), NOW);
-    assert_eq!(rs.chain("dstnat").unwrap().rules.len(), 2);
+    assert_eq!(rs.chain("dstnat").unwrap().rules.len(), 3);
     let rs = plan(&example(), &facts(), NOW);
     assert_eq!(rs.chain("dstnat").unwrap().rules.len(), 4);
 }
 
 #[test]
-fn overlapping_allow_list_prefixes_are_merged() {
-    let nets: Vec<crate::config::Ipv4Net> = ["10.0.0.0/8", "10.1.0.0/16", "11.0.0.0/8", "1.2.3.4"]
+fn empty_allow_lists_mean_anyone_and_lists_are_merged() {
+    let rs = plan(&example(), &facts(), NOW);
+    let game = element_of(&rs, "allow_udp", 27015);
+    assert_eq!(
+        game.key,
+        ElemKey::ConcatRange(vec![(Value::Port(27015), Value::Port(27020)), anywhere()])
+    );
+    let nets: Vec<Ipv4Net> = ["10.0.0.0/8", "10.1.0.0/16", "11.0.0.0/8", "1.2.3.4"]
         .iter()
         .map(|s| s.parse().unwrap())
         .collect();
-    let merged = merged_prefixes(&nets);
-    let keys: Vec<_> = merged.iter().map(|e| e.key.clone()).collect();
+    let ip = |s: &str| Value::Ipv4(s.parse().unwrap());
     assert_eq!(
-        keys,
+        merged_prefixes(&nets),
         vec![
-            ElemKey::Single(vec![Value::Ipv4("1.2.3.4".parse().unwrap())]),
-            ElemKey::Range(
-                Value::Ipv4("10.0.0.0".parse().unwrap()),
-                Value::Ipv4("11.255.255.255".parse().unwrap())
-            ),
+            (ip("1.2.3.4"), ip("1.2.3.4")),
+            (ip("10.0.0.0"), ip("11.255.255.255"))
         ]
     );
 }
 
 #[test]
-fn shifted_ranges_map_port_by_port() {
+fn translated_ranges_map_port_by_port_and_kept_ports_map_by_range() {
     let mut cfg = example();
     cfg.forwards[1].internal_port = Some("37015-37020".parse().unwrap());
     let rs = plan(&cfg, &facts(), NOW);
-    let map = rs.set("fwd_game_ports").unwrap();
-    assert_eq!(map.elements.len(), 6);
+    assert_eq!(rs.set("dnat_port_udp").unwrap().elements.len(), 6);
     assert_eq!(
-        map.elements[5],
-        Element {
-            key: ElemKey::Single(vec![Value::Port(27020)]),
-            data: Some(ElemData::Values(vec![
-                Value::Ipv4("192.168.1.20".parse().unwrap()),
-                Value::Port(37020)
-            ])),
-            timeout: None,
-        }
+        element_of(&rs, "dnat_port_udp", 27020).data,
+        Some(ElemData::Values(vec![
+            Value::Ipv4("192.168.1.20".parse().unwrap()),
+            Value::Port(37020)
+        ]))
+    );
+    let rs = plan(&example(), &facts(), NOW);
+    assert_eq!(
+        element_of(&rs, "dnat_host_tcp", 27015).key,
+        ElemKey::Range(Value::Port(27015), Value::Port(27020))
+    );
+}
+
+#[test]
+fn forwards_with_the_same_rate_limit_share_a_class() {
+    let mut cfg = example();
+    let mut f = cfg.forwards[0].clone();
+    f.name = "web2".into();
+    f.external_port = PortRange::single(8081);
+    f.log = false;
+    cfg.forwards.push(f);
+    let rs = plan(&cfg, &facts(), NOW);
+    assert_eq!(
+        element_of(&rs, "special_tcp", 8081).data,
+        Some(ElemData::Verdict(Verdict::Jump("rl_30_minute_10".into())))
+    );
+    // The logging forward goes through its own chain, which jumps to the class.
+    assert_eq!(
+        element_of(&rs, "special_tcp", 8080).data,
+        Some(ElemData::Verdict(Verdict::Jump("fwd_web".into())))
+    );
+    assert_eq!(
+        rs.chains
+            .iter()
+            .filter(|c| c.name.starts_with("rl_"))
+            .count(),
+        1
     );
 }

@@ -4,7 +4,9 @@
 //! second LAN client, wires them with veth pairs and removes everything when dropped.
 //! Servers on the hosts answer with a label so a test knows which service it reached
 //! ([`servers`]); clients connect from a chosen source address with short timeouts
-//! ([`clients`]); [`cli`] runs the `portcullis` binary inside the router namespace.
+//! ([`clients`]); [`cli`] runs the `portcullis` binary inside the router namespace;
+//! [`config`] writes config files; [`nft`] lists, loads and normalises rulesets;
+//! [`scan`] runs nmap; [`json`] reads `status --json`; [`poll`] waits with deadlines.
 //!
 //! Everything here needs root (network namespaces, nftables).
 

@@ -594,6 +594,14 @@ fn check_refuses_bad_configs_naming_the_field() {
                 .trigger(Trigger::tcp("web", "6667", "113", 2)),
             "triggers[0].name",
         ),
+        (
+            Config::new().forward(
+                Forward::tcp("old", "2222", LAN_HOST)
+                    .to_port("22")
+                    .expires_at("2020-01-01T00:00:00Z"),
+            ),
+            "forwards[0].expires_at",
+        ),
     ];
     for (i, (cfg, field)) in cases.iter().enumerate() {
         let file = cli.write(&format!("bad{i}.json"), &cfg.to_json());

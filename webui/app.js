@@ -347,7 +347,7 @@
       }
       show('Log', h('h1', { text: 'Log' }),
         h('h2', { text: 'Hits on forwarded ports' }),
-        h('p', { 'class': 'hint', text: 'New connections, seen while this page or the exposure page is open.' }),
+        h('p', { 'class': 'hint', text: 'New connections, from the firewall counters (read every 10 s).' }),
         table('hits', ['Time', 'Forward', 'New connections'], hits),
         h('h2', { text: 'Audit log: logins and changes' }),
         table('audit', ['Time', 'From', 'Action', 'What', 'Result', 'Detail'], audit));

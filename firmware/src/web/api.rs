@@ -239,6 +239,12 @@ impl App {
         }
     }
 
+    /// Reads status once so hit counters turn into "last hit" times and hit-log entries
+    /// (the web server calls this every few seconds, UI open or not).
+    pub fn observe_hits(&self, now: Timestamp) {
+        let _ = status_or_error(self, now);
+    }
+
     fn save_password(&self, hash: &str) -> Result<(), Response> {
         if let Some(dir) = &self.opts.state_dir {
             let path = dir.join("web.json");

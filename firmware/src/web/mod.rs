@@ -43,6 +43,9 @@ base-uri 'none'";
 /// Handler threads behind tiny_http.
 const HANDLERS: usize = 2;
 
+/// How often hit counters are read for "last hit" and the hit log.
+const HIT_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the web server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -167,6 +170,27 @@ pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
             std::thread::Builder::new()
                 .name(format!("web-handler-{i}"))
                 .spawn(move || handler_loop(&server, &app, &stop))
+                .map_err(WebError::Threads)?,
+        );
+    }
+    {
+        let app = Arc::clone(&app);
+        let stop = Arc::clone(&stop);
+        handlers.push(
+            std::thread::Builder::new()
+                .name("web-hits".into())
+                .spawn(move || {
+                    let step = std::time::Duration::from_millis(250);
+                    let mut since = HIT_POLL;
+                    while !stop.load(Ordering::Relaxed) {
+                        if since >= HIT_POLL {
+                            app.observe_hits(Timestamp::now());
+                            since = std::time::Duration::ZERO;
+                        }
+                        std::thread::sleep(step);
+                        since += step;
+                    }
+                })
                 .map_err(WebError::Threads)?,
         );
     }

@@ -98,7 +98,8 @@ pub(super) fn inbound(triggers: bool) -> Chain {
     regular("inbound", rules)
 }
 
-/// `dstnat`: the WAN allow-list check, then `inbound`; hairpin from the LAN.
+/// `dstnat`: the WAN allow-list check, then `inbound` for connections to the WAN address;
+/// hairpin from the LAN.
 pub(super) fn dstnat(lan: &str, wan: &str, hairpin: bool) -> Chain {
     let mut rules = Vec::new();
     for p in PROTOS {
@@ -114,9 +115,17 @@ pub(super) fn dstnat(lan: &str, wan: &str, hairpin: bool) -> Chain {
             Stmt::Verdict(Verdict::Drop),
         ]));
     }
+    // Only connections to the router's own WAN address are forwarded, not packets that
+    // arrive on the WAN addressed to a LAN host directly. With no WAN address known yet
+    // (DHCP pending) nothing is forwarded: the router fails closed.
     rules.push(rule(vec![
         Stmt::Iifname(CmpOp::Eq, wan.into()),
         Stmt::NfProto(NFPROTO_IPV4),
+        Stmt::Lookup {
+            key: vec![Field::IpDaddr],
+            set: "wan_addrs".into(),
+            negate: false,
+        },
         Stmt::Verdict(Verdict::Jump("inbound".into())),
     ]));
     if hairpin {

@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 OUT := out
-APT_PACKAGES := nftables iproute2 nmap socat conntrack iperf3 wrk procps psmisc curl python3 chromium chromium-driver
+APT_PACKAGES := nftables iproute2 nmap socat iperf3 procps psmisc curl python3 chromium chromium-driver
 BIN := target/debug/portcullis
 RELEASE_BIN := target/release/portcullis
 
@@ -55,12 +55,12 @@ unit: toolchain
 	$(CARGO) test -p portcullis
 
 e2e: build
-	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test -p portcullis-e2e
+	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test -p portcullis-e2e -- --test-threads=8
 
 ## The README's test command: lint, unit tests, kernel tests (root), end-to-end tests.
 test: deps lint
 	$(CARGO) build -p portcullis
-	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test --workspace
+	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test --workspace -- --test-threads=8
 	$(MAKE) test-cross test-qemu
 
 ## Benchmarks; results go to BENCHMARKS.md by hand with the command that produced them.

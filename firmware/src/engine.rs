@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::config::{validate, Config, ConfigError, Report, Timestamp};
 use crate::facts::{self, FactsError};
 use crate::nft::{Nft, NftError};
-use crate::plan::{self, HostFacts};
+use crate::plan::{self, Carried, HostFacts};
+use crate::readback;
 use crate::store::{self, StoreError};
 
 /// Why applying a config failed. The previous ruleset and saved file are untouched.
@@ -71,16 +72,36 @@ impl Engine {
         Ok(report)
     }
 
-    /// Installs a validated config with the given facts.
+    /// Installs a validated config with the given facts. Hit counts and open triggers of
+    /// the table being replaced are carried over.
     pub fn install_with(
         &mut self,
         cfg: &Config,
         facts: &HostFacts,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        let rs = plan::plan(cfg, facts, now);
+        let mut facts = facts.clone();
+        facts.carried = self.carried();
+        let rs = plan::plan(cfg, &facts, now);
         self.nft.apply(&rs).map_err(EngineError::Install)?;
         Ok(())
+    }
+
+    /// What the installed table holds that its replacement must keep. Best effort: if the
+    /// table cannot be read, counters restart at zero and open triggers close, which is
+    /// the safe direction.
+    fn carried(&mut self) -> Carried {
+        let Ok(view) = readback::kernel_view(&mut self.nft, plan::TABLE) else {
+            return Carried::default();
+        };
+        Carried {
+            counters: view.counters.into_iter().collect(),
+            trigger_hosts: view
+                .trigger_hosts
+                .into_iter()
+                .filter_map(|(map, (host, left))| left.map(|l| (map, (host, l))))
+                .collect(),
+        }
     }
 
     /// Saves `cfg` atomically.

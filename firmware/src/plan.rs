@@ -50,6 +50,18 @@ pub struct HostFacts {
     /// IPv4 addresses currently on the WAN interface (for hairpin NAT). May be empty
     /// while DHCP has not answered; hairpin rules are then left out.
     pub wan_addrs: Vec<Ipv4Addr>,
+    /// State the installed table holds that a replacement must keep.
+    pub carried: Carried,
+}
+
+/// Datapath state read from the installed table before it is replaced, so that a config
+/// change does not reset hit counts or close a trigger that is open right now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// Counter name → (packets, bytes).
+    pub counters: BTreeMap<String, (u64, u64)>,
+    /// Trigger map name (`trg_NAME`) → the LAN host it is open to and the time left.
+    pub trigger_hosts: BTreeMap<String, (Ipv4Addr, Duration)>,
 }
 
 /// Name of a forward's counter object (also the name of its log chain, if it logs).
@@ -92,6 +104,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     let mut rs = Ruleset {
         table: TABLE.to_string(),
         counters: Vec::new(),
+        initial_counts: BTreeMap::new(),
         sets: Vec::new(),
         chains: Vec::new(),
     };
@@ -143,7 +156,11 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
                 None,
             ));
         }
-        base::trigger(&mut rs, t);
+        base::trigger(
+            &mut rs,
+            t,
+            facts.carried.trigger_hosts.get(&trigger_map(&t.name)),
+        );
     }
     for (name, rl) in &classes {
         base::rate_class(&mut rs, name, rl);
@@ -180,6 +197,11 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
         shared_sets(&mut rs, p, s, has_triggers);
     }
 
+    for c in &rs.counters {
+        if let Some(v) = facts.carried.counters.get(c) {
+            rs.initial_counts.insert(c.clone(), *v);
+        }
+    }
     rs.chains.push(base::inbound(has_triggers));
     rs.chains
         .push(base::dstnat(lan, wan, !facts.wan_addrs.is_empty()));

@@ -22,7 +22,14 @@ pub fn render(rs: &Ruleset) -> String {
     let _ = writeln!(out, "delete table inet {}", rs.table);
     let _ = writeln!(out, "table inet {} {{", rs.table);
     for c in &rs.counters {
-        let _ = writeln!(out, "\tcounter {c} {{\n\t}}\n");
+        match rs.initial_counts.get(c) {
+            Some((p, b)) if *p > 0 || *b > 0 => {
+                let _ = writeln!(out, "\tcounter {c} {{\n\t\tpackets {p} bytes {b}\n\t}}\n");
+            }
+            _ => {
+                let _ = writeln!(out, "\tcounter {c} {{\n\t}}\n");
+            }
+        }
     }
     for s in &rs.sets {
         render_set(&mut out, s);

@@ -8,6 +8,7 @@
 //!
 //! Family is always `inet`: one table covers IPv4 and IPv6 so WAN IPv6 is filtered too.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ pub struct Ruleset {
     pub table: String,
     /// Named counter objects (`counter NAME { }`), read back for hit statistics.
     pub counters: Vec<String>,
+    /// Starting values (packets, bytes) of counters, so that replacing the table does not
+    /// reset the hit statistics the owner sees. Counters not listed start at zero.
+    pub initial_counts: BTreeMap<String, (u64, u64)>,
     pub sets: Vec<Set>,
     /// Chains in declaration order. Regular chains must be declared before a rule or map
     /// element jumps to them; the encoder sends all chains before any rule or element.

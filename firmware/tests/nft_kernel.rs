@@ -226,6 +226,7 @@ fn forwards_ruleset(n: usize) -> Ruleset {
     Ruleset {
         table: "big".into(),
         counters,
+        initial_counts: Default::default(),
         sets,
         chains,
     }
@@ -419,6 +420,7 @@ fn counter_map_counts_per_key_and_concat_ranges_filter_packets() {
     let rs = Ruleset {
         table: "t".into(),
         counters: vec!["a".into(), "b".into()],
+        initial_counts: Default::default(),
         sets: vec![
             Set {
                 name: "ctr".into(),
@@ -727,6 +729,7 @@ fn read_table_sees_counter_hits_and_datapath_updates() {
     let rs = Ruleset {
         table: "t".into(),
         counters: vec!["hits".into()],
+        initial_counts: Default::default(),
         sets: vec![Set {
             name: "trg".into(),
             key: vec![DataType::NfProto],

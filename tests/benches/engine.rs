@@ -116,6 +116,7 @@ fn apply_times(out: &mut String) {
     let runs = if quick() { 3 } else { 5 };
     let facts = HostFacts {
         wan_addrs: vec![ROUTER_WAN],
+        ..HostFacts::default()
     };
     let _ = writeln!(out, "### Apply time (median of {runs}; + 100 triggers)\n");
     let _ = writeln!(
@@ -194,6 +195,7 @@ impl Setup {
                 cfg.forwards.push(f);
                 let facts = HostFacts {
                     wan_addrs: vec![ROUTER_WAN],
+                    ..HostFacts::default()
                 };
                 let rs = plan::plan(&cfg, &facts, Timestamp::now());
                 netns::run_in(&router, || Nft::open().and_then(|mut n| n.apply(&rs)))

@@ -960,3 +960,60 @@ fn lan_reaches_the_internet_masqueraded_and_the_internet_cannot_reach_in() {
         );
     }
 }
+
+#[test]
+fn reapplying_keeps_hit_counts_and_open_triggers() {
+    let (t, cli) = setup();
+    let _web = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    let _irc = Server::tcp(&t.wan, sa(WAN_HOST, 6667), "wan:6667");
+    let _ident = Server::tcp(&t.lan, sa(LAN_HOST_2, 113), "lan2:113");
+    let _game = Server::udp(&t.lan, sa(LAN_HOST_2, 27015), "lan2:udp27015");
+    let cfg = Config::new()
+        .forward(Forward::tcp("web", "8080", LAN_HOST).to_port("80"))
+        .trigger(Trigger::tcp("irc-ident", "6660-6669", "113", 30));
+    cli.apply_text("before.json", &cfg.to_json());
+    for _ in 0..2 {
+        reached(
+            clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)),
+            "lan:80",
+            "wan -> web",
+        );
+    }
+    reached(
+        clients::tcp(&t.lan, LAN_HOST_2, sa(WAN_HOST, 6667)),
+        "wan:6667",
+        "trigger connection",
+    );
+
+    // An unrelated change replaces the whole table.
+    let cfg = cfg.forward(Forward::udp("game", "27015", LAN_HOST_2));
+    cli.apply_text("after.json", &cfg.to_json());
+
+    reached(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 113)),
+        "lan2:113",
+        "the trigger opened before the change is still open to the same host",
+    );
+    reached(
+        clients::udp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 27015)),
+        "lan2:udp27015",
+        "the new forward works",
+    );
+    let s = status_json(&cli);
+    let web = s.get("forwards").named("web").expect("web listed");
+    assert_eq!(
+        web.get("hits_packets").as_u64(),
+        Some(2),
+        "hits counted before the change are kept: {web:?}"
+    );
+    let trg = s
+        .get("triggers")
+        .named("irc-ident")
+        .expect("trigger listed");
+    assert_eq!(trg.get("state").as_str(), Some("open"), "{trg:?}");
+    let left = trg.get("remaining_secs").as_u64().expect("time left");
+    assert!(
+        (20..=30).contains(&left),
+        "the trigger keeps its remaining time, not a fresh one or none: {left} s"
+    );
+}

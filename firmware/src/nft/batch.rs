@@ -200,7 +200,7 @@ impl<'a> Builder<'a> {
         self.b.end(m);
     }
 
-    pub fn counter(&mut self, table: &'a str, name: &'a str) {
+    pub fn counter(&mut self, table: &'a str, name: &'a str, (packets, bytes): (u64, u64)) {
         let m = self.begin(
             NFT_MSG_NEWOBJ,
             NLM_F_REQUEST | NLM_F_CREATE,
@@ -210,8 +210,8 @@ impl<'a> Builder<'a> {
         self.b.put_strz(NFTA_OBJ_NAME, name);
         self.b.put_u32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
         let d = self.b.nest(NFTA_OBJ_DATA);
-        self.b.put_u64(NFTA_COUNTER_BYTES, 0);
-        self.b.put_u64(NFTA_COUNTER_PACKETS, 0);
+        self.b.put_u64(NFTA_COUNTER_BYTES, bytes);
+        self.b.put_u64(NFTA_COUNTER_PACKETS, packets);
         self.b.end_nest(d);
         self.b.end(m);
     }
@@ -684,7 +684,7 @@ pub(crate) fn encode_apply_batch_with(rs: &Ruleset, seq: u32, ack: u16) -> Batch
         b.chain(t, c);
     }
     for c in &rs.counters {
-        b.counter(t, c);
+        b.counter(t, c, rs.initial_counts.get(c).copied().unwrap_or_default());
     }
     let mut ids = HashMap::with_capacity(rs.sets.len());
     for (i, s) in rs.sets.iter().enumerate() {

@@ -328,6 +328,7 @@ pub fn example_ruleset(name: &str) -> Ruleset {
     Ruleset {
         table: name.into(),
         counters: vec!["fwd_web".into()],
+        initial_counts: Default::default(),
         sets,
         chains,
     }
@@ -596,6 +597,7 @@ pub fn edge_ruleset(name: &str) -> Ruleset {
     Ruleset {
         table: name.into(),
         counters: vec![],
+        initial_counts: Default::default(),
         sets,
         chains,
     }
@@ -797,6 +799,7 @@ pub fn shared_ruleset(name: &str) -> Ruleset {
     Ruleset {
         table: name.into(),
         counters: vec!["fwd_web".into(), "fwd_game".into()],
+        initial_counts: Default::default(),
         sets,
         chains,
     }

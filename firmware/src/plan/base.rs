@@ -1,13 +1,14 @@
 //! The fixed chains of the table, and the small per-trigger and per-rate-class chains.
 //! The base chains have the same rules whatever the number of forwards.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::{per_proto, rate_unit, rule, trigger_map, NFPROTO_IPV4, PROTOS};
 use crate::config::{RateLimit, Trigger};
 use crate::ruleset::{
-    BaseChain, Chain, ChainType, CmpOp, CtState, DataType, DynsetOp, Field, Hook, Limit, Policy,
-    Rule, Ruleset, Set, SetData, SetFlags, Stmt, Verdict,
+    BaseChain, Chain, ChainType, CmpOp, CtState, DataType, DynsetOp, ElemData, ElemKey, Element,
+    Field, Hook, Limit, Policy, Rule, Ruleset, Set, SetData, SetFlags, Stmt, Value, Verdict,
 };
 
 fn base(
@@ -285,8 +286,9 @@ pub(super) fn rate_class(rs: &mut Ruleset, name: &str, rl: &RateLimit) {
     ));
 }
 
-/// A trigger: its dynamic host map, its counter, and its two small chains.
-pub(super) fn trigger(rs: &mut Ruleset, t: &Trigger) {
+/// A trigger: its dynamic host map (holding `open`, the host it is open to right now, if
+/// any), its counter, and its two small chains.
+pub(super) fn trigger(rs: &mut Ruleset, t: &Trigger, open: Option<&(Ipv4Addr, Duration)>) {
     let map = trigger_map(&t.name);
     rs.sets.push(Set {
         name: map.clone(),
@@ -299,7 +301,15 @@ pub(super) fn trigger(rs: &mut Ruleset, t: &Trigger) {
         },
         timeout: Some(Duration::from_secs(u64::from(t.timeout_secs))),
         size: Some(16),
-        elements: Vec::new(),
+        elements: open
+            .map(|(host, left)| Element {
+                key: ElemKey::Single(vec![Value::NfProto(NFPROTO_IPV4)]),
+                data: Some(ElemData::Values(vec![Value::Ipv4(*host)])),
+                // Never longer than the (possibly shortened) trigger timeout.
+                timeout: Some((*left).min(Duration::from_secs(u64::from(t.timeout_secs)))),
+            })
+            .into_iter()
+            .collect(),
     });
     rs.counters.push(map.clone());
     rs.chains.push(regular(

@@ -14,6 +14,7 @@ fn example() -> Config {
 fn facts() -> HostFacts {
     HostFacts {
         wan_addrs: vec!["203.0.113.2".parse().unwrap()],
+        ..HostFacts::default()
     }
 }
 
@@ -191,4 +192,29 @@ fn forwards_with_the_same_rate_limit_share_a_class() {
             .count(),
         1
     );
+}
+
+#[test]
+fn carried_counts_and_open_triggers_seed_the_new_table() {
+    let mut f = facts();
+    f.carried.counters.insert("fwd_web".into(), (7, 420));
+    f.carried.counters.insert("fwd_gone".into(), (1, 60));
+    f.carried.trigger_hosts.insert(
+        "trg_irc-ident".into(),
+        ("192.168.1.20".parse().unwrap(), Duration::from_secs(9999)),
+    );
+    let rs = plan(&example(), &f, NOW);
+    assert_eq!(rs.initial_counts.get("fwd_web"), Some(&(7, 420)));
+    // A counter whose forward is gone is not resurrected.
+    assert!(!rs.initial_counts.contains_key("fwd_gone"));
+    let held = &rs.set("trg_irc-ident").unwrap().elements;
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        held[0].data,
+        Some(ElemData::Values(vec![Value::Ipv4(
+            "192.168.1.20".parse().unwrap()
+        )]))
+    );
+    // Never longer than the trigger's own timeout (600 s).
+    assert_eq!(held[0].timeout, Some(Duration::from_secs(600)));
 }

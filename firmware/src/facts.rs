@@ -21,7 +21,10 @@ pub fn gather(wan_interface: &str) -> Result<HostFacts, FactsError> {
         .collect();
     wan_addrs.sort_unstable();
     wan_addrs.dedup();
-    Ok(HostFacts { wan_addrs })
+    Ok(HostFacts {
+        wan_addrs,
+        ..HostFacts::default()
+    })
 }
 
 /// The IPv4 addresses of an interface (the LAN one: where the web UI listens). A missing

@@ -70,8 +70,6 @@ cross_env = env -u RUSTUP_TOOLCHAIN -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CAR
 CROSS_CARGO_FLAGS := --release -Zbuild-std=std,panic_abort
 # The workspace to build (another checkout, e.g. a clean `git archive HEAD`, may be given).
 CROSS_SRC ?= $(CURDIR)
-# Crate features for the product build (empty: default features). bench-size varies this.
-CROSS_FEATURES ?=
 
 .PHONY: cross cross-deps cross-toolchain test-cross bench-size $(addprefix cross-,$(CROSS_SHORT))
 
@@ -117,7 +115,7 @@ cross-$(1): cross-toolchain
 	@echo "== cross build $$(triple_$(1))"
 	@start=$$$$(date +%s); \
 	$$(call cross_env,$$(triple_$(1))) $$(DEBIAN_CARGO) build --manifest-path $$(CROSS_SRC)/Cargo.toml -p portcullis --target $$(triple_$(1)) \
-		$$(CROSS_CARGO_FLAGS) $$(if $$(CROSS_FEATURES),--no-default-features --features '$$(CROSS_FEATURES)') \
+		$$(CROSS_CARGO_FLAGS) \
 	&& mkdir -p $$(CROSS_DIR)/$$(triple_$(1)) \
 	&& cp $$(CROSS_TARGET_DIR)/$$(triple_$(1))/release/portcullis $$(call cross_bin,$$(triple_$(1))) \
 	&& echo "== $$(triple_$(1)): $$$$(( $$$$(date +%s) - start )) s, $$$$(stat -c %s $$(call cross_bin,$$(triple_$(1)))) bytes"

@@ -204,8 +204,10 @@ def boot_test(args, res, tmp):
         res.check(rc == 0 and len(pids) == 2, "portcullis serve runs under its supervisor", out)
 
         rc, out = g.run("nft list table inet portcullis")
-        res.check(rc == 0 and "lanweb" in out and "policy drop" in out
-                  and "dnat" in out, "ruleset in the guest kernel (nft list table inet portcullis)", out)
+        res.check(rc == 0 and "policy drop" in out and "dnat" in out and "8080" in out
+                  and "192.168.1.10" in out,
+                  "ruleset in the guest kernel (nft list table inet portcullis: the forward "
+                  "8080 -> 192.168.1.10, dnat, policy drop)", out)
         rc, out = g.run("nft list chain inet portcullis input")
         res.check(rc == 0 and "policy drop" in out, "input chain: policy drop", out)
 
@@ -227,11 +229,18 @@ def boot_test(args, res, tmp):
                   "static forward: a WAN-side client reaches the LAN host's web server "
                   f"(WAN :8080 -> 192.168.1.10:80, token {token[:24]}...)", f"{status} {body}")
 
-        status, body = http_get(g.ports["ui"], "/")
-        res.check(status == 200 and "portcullis-management-standin" in body,
-                  "management port answers on the LAN side (192.168.1.1:80)", f"{status} {body}")
+        status, body = None, ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, body = http_get(g.ports["ui"], "/")
+            if status == 200:
+                break
+            time.sleep(1)
+        res.check(status == 200 and "<title>Portcullis</title>" in body,
+                  "management port: the web UI answers on the LAN side (192.168.1.1:80)",
+                  f"{status} {body[:500]}")
         status, body = http_get(g.ports["wan_ui"], "/", timeout=8)
-        res.check(status is None, "management port does not answer on the WAN side (10.0.2.15:80)",
+        res.check(status is None, "management port: nothing answers on the WAN side (10.0.2.15:80)",
                   f"{status} {body}")
 
         # Supervision: the daemon killed outright comes back with its ruleset.
@@ -336,7 +345,7 @@ def main():
     finally:
         signal.signal(signal.SIGTERM, old)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"boot-test {args.arch}: {res.passed} passed, {res.failed} failed", flush=True)
+    print(f"boot-{args.arch}: {res.passed} passed, {res.failed} failed", flush=True)
     return 1 if res.failed else 0
 
 

@@ -210,16 +210,27 @@ fn start_web(
     let spawned = std::thread::Builder::new()
         .name("web-start".into())
         .spawn(move || {
-            let mut warned = false;
-            let addrs = loop {
-                if !listen.is_empty() {
-                    break listen;
-                }
-                let found: Vec<std::net::SocketAddr> = facts::interface_addrs(&lan)
+            let fixed = !listen.is_empty();
+            // The LAN addresses with the configured UI port, as the config says now.
+            let wanted = |handle: &daemon::Handle| -> Vec<std::net::SocketAddr> {
+                let (lan, port) = match handle.config() {
+                    Ok(c) => (c.lan.interface, c.management.http_port),
+                    Err(_) => (lan.clone(), port),
+                };
+                let mut v: Vec<std::net::SocketAddr> = facts::interface_addrs(&lan)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|a| std::net::SocketAddr::from((a, port)))
                     .collect();
+                v.sort_unstable();
+                v
+            };
+            let mut warned = false;
+            let addrs = loop {
+                if fixed {
+                    break listen.clone();
+                }
+                let found = wanted(&handle);
                 if !found.is_empty() {
                     break found;
                 }
@@ -238,14 +249,24 @@ fn start_web(
                     ..web::AppOptions::default()
                 },
             };
-            match web::start(handle, opts) {
+            match web::start(handle.clone(), opts) {
                 Ok(w) => {
                     for a in w.addrs() {
                         eprintln!("portcullis: web UI on http://{a}/");
                     }
-                    // Serve until the process ends.
+                    // Serve until the process ends, following the LAN address and the UI
+                    // port (a changed port on trial moves the UI, a rollback moves it back).
                     loop {
-                        std::thread::park();
+                        std::thread::sleep(std::time::Duration::from_secs(2));
+                        if fixed {
+                            continue;
+                        }
+                        let want = wanted(&handle);
+                        let mut have = w.addrs();
+                        have.sort_unstable();
+                        if !want.is_empty() && want != have {
+                            w.rebind(want);
+                        }
                     }
                 }
                 Err(e) => eprintln!("portcullis: web UI not started: {}", chain(&e)),

@@ -956,3 +956,35 @@ fn two_hundred_idle_sockets_do_not_stop_the_ui() {
     drop(idle);
     let _ = Timestamp::now();
 }
+
+#[test]
+fn the_server_moves_to_new_addresses() {
+    let f = Fixture::new();
+    let old = f.addr;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let new = free.local_addr().unwrap();
+    drop(free);
+    f.web.as_ref().unwrap().rebind(vec![new]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while f.web.as_ref().unwrap().addrs() != vec![new] {
+        assert!(Instant::now() < deadline, "did not move");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = raw(
+        new,
+        b"GET /api/v1/setup HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        TcpStream::connect(old).is_err(),
+        "old address still listening"
+    );
+    // An address that cannot be bound leaves the server where it is.
+    f.web
+        .as_ref()
+        .unwrap()
+        .rebind(vec!["192.0.2.1:80".parse().unwrap()]);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(f.web.as_ref().unwrap().addrs(), vec![new]);
+    assert_eq!(raw(new, b"GET / HTTP/1.1\r\nHost: r\r\n\r\n").status, 200);
+}

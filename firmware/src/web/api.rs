@@ -243,6 +243,21 @@ impl App {
     /// (the web server calls this every few seconds, UI open or not).
     pub fn observe_hits(&self, now: Timestamp) {
         let _ = status_or_error(self, now);
+        self.flush_audit();
+    }
+
+    /// Saves audit entries not yet on disk.
+    pub fn flush_audit(&self) {
+        let mut a = self
+            .audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(err) = a.flush() {
+            eprintln!(
+                "portcullis: web: saving the audit log failed: {}",
+                chain(&err)
+            );
+        }
     }
 
     fn save_password(&self, hash: &str) -> Result<(), Response> {
@@ -275,7 +290,8 @@ impl App {
             .unwrap_or_default();
         Response::json(200, &json!({ "csrf": csrf })).header(
             "Set-Cookie",
-            &format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={IDLE_SECS}"),
+            // No Max-Age: a browser-session cookie; the server enforces idle and absolute expiry.
+            &format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"),
         )
     }
 

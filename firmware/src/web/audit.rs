@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,11 +32,17 @@ pub struct Entry {
     pub detail: String,
 }
 
+/// Saves are at least this far apart, so a password-guessing client cannot wear out the
+/// flash by making the router rewrite the log for every attempt.
+const SAVE_EVERY: Duration = Duration::from_secs(10);
+
 /// The audit log, newest last.
 #[derive(Debug)]
 pub struct Audit {
     path: Option<PathBuf>,
     entries: VecDeque<Entry>,
+    last_save: Option<Instant>,
+    dirty: bool,
 }
 
 impl Audit {
@@ -46,24 +53,40 @@ impl Audit {
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| serde_json::from_slice::<VecDeque<Entry>>(&b).ok())
             .unwrap_or_default();
-        Audit { path, entries }
+        Audit {
+            path,
+            entries,
+            last_save: None,
+            dirty: false,
+        }
     }
 
-    /// Appends and saves.
+    /// Appends; saves unless the last save was less than [`SAVE_EVERY`] ago (then
+    /// [`Audit::flush`], called periodically, saves it).
     pub fn record(&mut self, e: Entry) -> Result<(), StoreError> {
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.pop_front();
         }
         self.entries.push_back(e);
-        match &self.path {
-            Some(p) => store::save_atomic(
-                p,
-                serde_json::to_string(&self.entries)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            ),
-            None => Ok(()),
+        self.dirty = true;
+        if self.last_save.is_none_or(|t| t.elapsed() >= SAVE_EVERY) {
+            self.flush()?;
         }
+        Ok(())
+    }
+
+    /// Saves if anything changed since the last save.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        if let Some(p) = &self.path {
+            let body = serde_json::to_string(&self.entries).unwrap_or_default();
+            store::save_atomic(p, body.as_bytes())?;
+        }
+        self.dirty = false;
+        self.last_save = Some(Instant::now());
+        Ok(())
     }
 
     /// Newest first.
@@ -104,6 +127,12 @@ impl Hits {
                     .iter()
                     .map(|t| ("trigger", &t.name, t.hits_packets)),
             );
+        let rows: Vec<_> = rows.collect();
+        // Forget items that are gone, so renames and deletions do not grow the maps.
+        self.last_count
+            .retain(|(k, n), _| rows.iter().any(|(rk, rn, _)| rk == k && *rn == n));
+        self.last_hit
+            .retain(|(k, n), _| rows.iter().any(|(rk, rn, _)| rk == k && *rn == n));
         for (kind, name, count) in rows {
             let key = (kind, name.clone());
             let before = self.last_count.insert(key.clone(), count);
@@ -192,6 +221,7 @@ mod tests {
             })
             .unwrap();
         }
+        a.flush().unwrap();
         let b = Audit::open(Some(p));
         assert_eq!(b.newest_first().len(), MAX_ENTRIES);
         assert_eq!(

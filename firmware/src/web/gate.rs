@@ -226,12 +226,21 @@ impl Gate {
     }
 }
 
+/// Shared with the web server: addresses to move to (taken by the gate) and the addresses
+/// bound now.
+#[derive(Debug, Default)]
+pub(crate) struct Listen {
+    pub(crate) move_to: Mutex<Option<Vec<SocketAddr>>>,
+    pub(crate) bound: Mutex<Vec<SocketAddr>>,
+}
+
 /// Starts the gate on `listeners`, passing complete requests to the Unix socket `backend`.
 pub(crate) fn spawn(
     listeners: Vec<TcpListener>,
     backend: PathBuf,
     limits: Limits,
     stop: Arc<AtomicBool>,
+    listen: Arc<Listen>,
 ) -> std::io::Result<Gate> {
     for l in &listeners {
         l.set_nonblocking(true)?;
@@ -252,15 +261,62 @@ pub(crate) fn spawn(
     threads.push(
         std::thread::Builder::new()
             .name("web-gate".into())
-            .spawn(move || poll_loop(&listeners, &tx, &limits, &stop))?,
+            .spawn(move || poll_loop(listeners, &tx, &limits, &stop, &listen))?,
     );
     Ok(Gate { threads })
 }
 
-fn poll_loop(listeners: &[TcpListener], tx: &SyncSender<Job>, limits: &Limits, stop: &AtomicBool) {
+/// Binds non-blocking listeners on `addrs`; addresses that fail are logged and skipped.
+fn bind_all(addrs: &[SocketAddr]) -> Vec<TcpListener> {
+    addrs
+        .iter()
+        .filter_map(|a| {
+            match TcpListener::bind(a).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("portcullis: web: listening on {a} failed: {e}");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn bound_addrs(listeners: &[TcpListener]) -> Vec<SocketAddr> {
+    listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect()
+}
+
+fn poll_loop(
+    mut listeners: Vec<TcpListener>,
+    tx: &SyncSender<Job>,
+    limits: &Limits,
+    stop: &AtomicBool,
+    listen: &Listen,
+) {
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut chunk = vec![0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
+        // Move to new addresses (the LAN address or the UI port changed). The old
+        // listeners close first, so an address in both sets can be bound again; if nothing
+        // can be bound, the old addresses are taken back.
+        let move_to = listen.move_to.lock().ok().and_then(|mut m| m.take());
+        if let Some(addrs) = move_to {
+            let old = bound_addrs(&listeners);
+            listeners.clear();
+            listeners = bind_all(&addrs);
+            if listeners.is_empty() {
+                listeners = bind_all(&old);
+            }
+            let now = bound_addrs(&listeners);
+            eprintln!("portcullis: web UI now on {now:?}");
+            if let Ok(mut b) = listen.bound.lock() {
+                *b = now;
+            }
+        }
+        let listeners = &listeners;
         let (ready_listeners, ready_conns) = {
             let mut fds: Vec<PollFd<'_>> = listeners
                 .iter()

@@ -80,7 +80,8 @@ pub struct WebOptions {
 
 /// The running web server.
 pub struct Web {
-    addrs: Vec<SocketAddr>,
+    listen: Arc<gate::Listen>,
+    app: Arc<App>,
     stop: Arc<AtomicBool>,
     server: Arc<tiny_http::Server>,
     gate: Option<gate::Gate>,
@@ -90,14 +91,26 @@ pub struct Web {
 
 impl std::fmt::Debug for Web {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Web").field("addrs", &self.addrs).finish()
+        f.debug_struct("Web").field("addrs", &self.addrs()).finish()
     }
 }
 
 impl Web {
-    /// The addresses actually bound (port 0 becomes the real port).
-    pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+    /// The addresses bound now (port 0 becomes the real port).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.listen
+            .bound
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default()
+    }
+
+    /// Moves the server to other addresses (the LAN address or the UI port changed);
+    /// takes effect within a fraction of a second. If none can be bound, it stays put.
+    pub fn rebind(&self, addrs: Vec<SocketAddr>) {
+        if let Ok(mut m) = self.listen.move_to.lock() {
+            *m = Some(addrs);
+        }
     }
 
     /// Stops accepting, finishes what is in flight and returns.
@@ -118,6 +131,7 @@ impl Web {
             let _ = h.join();
         }
         let _ = std::fs::remove_file(&self.socket);
+        self.app.flush_audit();
     }
 }
 
@@ -194,15 +208,21 @@ pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
                 .map_err(WebError::Threads)?,
         );
     }
+    let listen = Arc::new(gate::Listen {
+        move_to: std::sync::Mutex::new(None),
+        bound: std::sync::Mutex::new(addrs),
+    });
     let gate = gate::spawn(
         listeners,
         socket.clone(),
         opts.limits.clone(),
         Arc::clone(&stop),
+        Arc::clone(&listen),
     )
     .map_err(WebError::Threads)?;
     Ok(Web {
-        addrs,
+        listen,
+        app,
         stop,
         server,
         gate: Some(gate),

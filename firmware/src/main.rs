@@ -15,7 +15,7 @@ use portcullis::{facts, plan, readback, render, status, web};
 const DEFAULT_CONFIG: &str = "/etc/portcullis/config.json";
 
 const USAGE: &str = "\
-usage: portcullis [--config SAVED] [--listen ADDR:PORT]... COMMAND
+usage: portcullis [--config SAVED] [--listen ADDR:PORT]... [--trial-secs N] COMMAND
 
 commands:
   check FILE     validate FILE; exit 1 with one line per problem
@@ -24,7 +24,8 @@ commands:
   status [--json] forwards and triggers: state, hits, time left
   serve          run the daemon: install SAVED, keep expiry and status current, and
                  serve the web UI on the LAN interface's addresses (management.http_port)
-                 or on each --listen ADDR:PORT instead (never give a WAN address)
+                 or on each --listen ADDR:PORT instead (never give a WAN address);
+                 risky UI changes roll back unless confirmed within --trial-secs (60)
   --version      print the version
 
 SAVED defaults to /etc/portcullis/config.json.";
@@ -47,6 +48,14 @@ fn main() -> ExitCode {
         listen.push(addr);
         args.drain(i..=i + 1);
     }
+    let mut trial_secs = 60;
+    if let Some(i) = args.iter().position(|a| a == "--trial-secs") {
+        let Some(n) = args.get(i + 1).and_then(|a| a.parse().ok()) else {
+            return usage_error("--trial-secs needs a number of seconds");
+        };
+        trial_secs = n;
+        args.drain(i..=i + 1);
+    }
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     match strs.as_slice() {
         ["--version" | "version"] => {
@@ -62,7 +71,7 @@ fn main() -> ExitCode {
         ["apply", file] => apply(file, &saved),
         ["status"] => status_cmd(&saved, false),
         ["status", "--json"] => status_cmd(&saved, true),
-        ["serve"] => serve(&saved, listen),
+        ["serve"] => serve(&saved, listen, trial_secs),
         _ => usage_error("unknown command or wrong arguments"),
     }
 }
@@ -199,6 +208,7 @@ fn start_web(
     cfg: &Config,
     saved: &std::path::Path,
     listen: Vec<std::net::SocketAddr>,
+    trial_secs: u64,
 ) {
     let dir = match saved.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -246,6 +256,7 @@ fn start_web(
                 limits: web::Limits::default(),
                 app: web::AppOptions {
                     state_dir: Some(dir),
+                    trial_secs,
                     ..web::AppOptions::default()
                 },
             };
@@ -277,7 +288,7 @@ fn start_web(
     }
 }
 
-fn serve(saved: &std::path::Path, listen: Vec<std::net::SocketAddr>) -> ExitCode {
+fn serve(saved: &std::path::Path, listen: Vec<std::net::SocketAddr>, trial_secs: u64) -> ExitCode {
     let cfg = match Config::load(saved) {
         Ok(c) => c,
         Err(e) => return report_config_error(&saved.display().to_string(), &e),
@@ -298,7 +309,7 @@ fn serve(saved: &std::path::Path, listen: Vec<std::net::SocketAddr>) -> ExitCode
     };
     let (handle, join) = daemon::spawn(engine, cfg.clone());
     eprintln!("portcullis: serving {}", saved.display());
-    start_web(&handle, &cfg, saved, listen);
+    start_web(&handle, &cfg, saved, listen, trial_secs);
     loop {
         match signals.wait() {
             Ok(Signal::SIGHUP) => match handle.reload() {

@@ -371,3 +371,155 @@ fn drive(t: &Topology, profile: &Path) {
     d.screenshot("07-logged-out");
     d.call("DELETE", "", None);
 }
+
+/// One HTTP request from the current thread's namespace; returns (status, headers, body).
+fn http(
+    to: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    csrf: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nCookie: pc_session={cookie}\r\n\
+         Content-Type: application/json\r\nX-CSRF-Token: {csrf}\r\nContent-Length: {}\r\n\r\n{body}",
+        to.ip(),
+        body.len()
+    );
+    s.write_all(req.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head.to_owned(), body.to_owned()))
+}
+
+/// The real daemon: a UI port change goes on trial, the UI moves to the new port, and
+/// without a confirmation the old config (and port) come back by themselves; confirmed,
+/// the change stays. Plain HTTP from the LAN client, no browser.
+#[test]
+fn ui_port_change_on_trial_moves_the_ui_and_rolls_back_unless_confirmed() {
+    let t = Topology::new();
+    let cli = t.cli();
+    std::fs::write(&cli.saved, Config::new().to_json()).unwrap();
+    let bin = cli.bin.to_string_lossy().into_owned();
+    let saved = cli.saved.to_string_lossy().into_owned();
+    let log = std::fs::File::create(t.path("serve.err")).unwrap();
+    let mut daemon = netns::command(
+        &t.router,
+        &bin,
+        &["--config", &saved, "--trial-secs", "3", "serve"],
+    )
+    .stderr(log)
+    .spawn()
+    .expect("start portcullis serve");
+    let logs = || std::fs::read_to_string(t.path("serve.err")).unwrap_or_default();
+    let port80 = SocketAddr::from((ROUTER_LAN, 80));
+    let port8080 = SocketAddr::from((ROUTER_LAN, 8080));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        netns::run_in(&t.lan_client, || {
+            let wait_for = |addr: SocketAddr, what: &str, within: u64| {
+                let ok = portcullis_e2e::poll::until_true(Duration::from_secs(within), || {
+                    http(addr, "GET", "/api/v1/setup", "", "", "").is_ok_and(|r| r.0 == 200)
+                });
+                assert!(ok, "{what}");
+            };
+            wait_for(port80, "UI on port 80", 10);
+            let (st, head, body) = http(
+                port80,
+                "POST",
+                "/api/v1/setup",
+                "",
+                "",
+                &format!("{{\"password\":\"{PASSWORD}\"}}"),
+            )
+            .unwrap();
+            assert_eq!(st, 200, "{body}");
+            let cookie = head
+                .split("pc_session=")
+                .nth(1)
+                .and_then(|c| c.split(';').next())
+                .unwrap()
+                .to_owned();
+            let csrf: Value = serde_json::from_str(&body).unwrap();
+            let csrf = csrf["csrf"].as_str().unwrap().to_owned();
+            let settings = |port: u16| {
+                json!({
+                    "lan": { "interface": "lan0", "subnets": ["192.168.1.0/24"] },
+                    "wan": { "interface": "wan0" },
+                    "management": { "http_port": port }
+                })
+                .to_string()
+            };
+
+            // Unconfirmed: the UI moves to 8080, then comes back to 80 by itself.
+            let (st, _, body) = http(
+                port80,
+                "PUT",
+                "/api/v1/settings",
+                &cookie,
+                &csrf,
+                &settings(8080),
+            )
+            .unwrap();
+            assert_eq!(st, 200, "{body}");
+            wait_for(port8080, "UI moved to 8080", 5);
+            assert!(
+                http(port80, "GET", "/api/v1/setup", "", "", "").is_err(),
+                "80 still open"
+            );
+            wait_for(port80, "UI back on 80 after the rollback", 10);
+            let (_, _, trial) = http(port80, "GET", "/api/v1/trial", &cookie, &csrf, "").unwrap();
+            let trial: Value = serde_json::from_str(&trial).unwrap();
+            assert!(trial["rolled_back_at"].is_string(), "{trial}");
+            let on_disk = std::fs::read_to_string(&saved).unwrap();
+            assert!(on_disk.contains("\"http_port\": 80"), "{on_disk}");
+
+            // Confirmed from the new port: it stays.
+            let (st, _, _) = http(
+                port80,
+                "PUT",
+                "/api/v1/settings",
+                &cookie,
+                &csrf,
+                &settings(8080),
+            )
+            .unwrap();
+            assert_eq!(st, 200);
+            wait_for(port8080, "UI moved to 8080 again", 5);
+            let (st, _, body) = http(
+                port8080,
+                "POST",
+                "/api/v1/trial/confirm",
+                &cookie,
+                &csrf,
+                "{}",
+            )
+            .unwrap();
+            assert_eq!((st, body.contains("true")), (200, true), "{body}");
+            std::thread::sleep(Duration::from_secs(4));
+            assert_eq!(
+                http(port8080, "GET", "/api/v1/setup", "", "", "")
+                    .unwrap()
+                    .0,
+                200
+            );
+            let on_disk = std::fs::read_to_string(&saved).unwrap();
+            assert!(on_disk.contains("\"http_port\": 8080"), "{on_disk}");
+        })
+    }));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    if let Err(p) = result {
+        eprintln!("{}", logs());
+        std::panic::resume_unwind(p);
+    }
+}

@@ -353,6 +353,14 @@ fn drive(t: &Topology, profile: &Path) {
         "forward still open"
     );
 
+    // The other pages render (screenshots for review).
+    d.click("a[href='#/triggers']");
+    d.wait("#trg-form", "trigger form", |t| t.contains("Timeout"));
+    d.screenshot("06-triggers");
+    d.click("a[href='#/system']");
+    d.wait("#version", "version", |t| t == env!("CARGO_PKG_VERSION"));
+    d.screenshot("07-system");
+
     // The same page on a phone-sized screen.
     d.call(
         "POST",
@@ -361,14 +369,14 @@ fn drive(t: &Topology, profile: &Path) {
     );
     d.click("a[href='#/log']");
     d.wait("#audit", "audit log", |t| t.contains("forward.delete"));
-    d.screenshot("06-log-phone");
+    d.screenshot("08-log-phone");
 
     // Log out: back to the login page, and the old session is gone.
     d.click("#logout");
     d.el("#login-password");
     d.goto(&format!("{ui}#/forwards"));
     d.el("#login-password");
-    d.screenshot("07-logged-out");
+    d.screenshot("09-logged-out");
     d.call("DELETE", "", None);
 }
 

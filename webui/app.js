@@ -170,9 +170,13 @@
   }
 
   // ---- exposure ------------------------------------------------------------
-  function exposurePage() {
+  var lastExposure = '';
+  // `refresh`: redraw only when something changed, so keyboard focus is not lost.
+  function exposurePage(refresh) {
     return api('GET', '/exposure').then(function (r) {
-      var e = r.body;
+      var e = r.body, seen = JSON.stringify(e);
+      if (refresh === true && seen === lastExposure) return;
+      lastExposure = seen;
       var rows = (e.rows || []).map(function (x) {
         return h('tr', { 'data-name': x.name },
           td('Name', [x.name, x.kind === 'trigger' ? h('span', { 'class': 'muted', text: ' (trigger)' }) : null]),
@@ -444,7 +448,7 @@
       if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
     clearInterval(timer);
-    if (name === 'exposure') timer = setInterval(function () { if (!document.hidden) exposurePage(); refreshTrial(); }, 5000);
+    if (name === 'exposure') timer = setInterval(function () { if (!document.hidden) exposurePage(true); refreshTrial(); }, 5000);
     return pages[name]().then(refreshTrial).catch(function () {});
   }
   function enter() {

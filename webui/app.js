@@ -406,7 +406,13 @@
         var body = { lan: { interface: val(net, 'lan_interface'), subnets: list(val(net, 'lan_subnets')) },
           wan: { interface: val(net, 'wan_interface') }, management: { http_port: Number(val(net, 'http_port')) } };
         api('PUT', '/settings', body).then(function (r) {
-          if (r.ok) { flash('Applied on trial.', 'warn'); refreshTrial(); }
+          var port = body.management.http_port, here = Number(location.port || 80);
+          if (r.ok && port !== here) {
+            // The UI moves to the new port; confirm from there (the session cookie follows).
+            var to = location.protocol + '//' + location.hostname + (port === 80 ? '' : ':' + port) + '/#/system';
+            flash('Applied on trial. The web UI moves to ' + to + ' — opening it to confirm…', 'warn');
+            setTimeout(function () { location.href = to; }, 3000);
+          } else if (r.ok) { flash('Applied on trial.', 'warn'); refreshTrial(); }
           else showIssues(net, (r.body.issues || [{ field: '', message: r.body.error }]).map(function (i) {
             var m = { 'lan.interface': 'lan_interface', 'wan.interface': 'wan_interface', 'management.http_port': 'http_port' };
             var f = i.field.indexOf('lan.subnets') === 0 ? 'lan_subnets' : (m[i.field] || i.field);
@@ -420,12 +426,15 @@
   }
 
   // ---- trial banner --------------------------------------------------------
+  var trialTick = null;
   function refreshTrial() {
     return api('GET', '/trial').then(function (r) {
       var t = r.body, b = $('trial');
+      clearTimeout(trialTick);
       if (t.remaining_secs !== null && t.remaining_secs !== undefined) {
         $('trial-text').textContent = 'New settings on trial: they are undone in ' + t.remaining_secs + ' s unless you keep them.';
         b.hidden = false;
+        trialTick = setTimeout(refreshTrial, 1000);
       } else b.hidden = true;
     }).catch(function () {});
   }
@@ -457,6 +466,7 @@
     route();
   }
   function start() {
+    clearTimeout(trialTick);
     $('nav').hidden = true;
     $('trial').hidden = true;
     clearInterval(timer);

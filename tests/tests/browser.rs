@@ -4,7 +4,8 @@
 //!
 //! First-boot setup, log out, log in, add a forward with an allow-list, see it on the
 //! Exposure page (and a real connection through it counted as a hit), get a validation
-//! error for a bad port, delete the forward, log out. Screenshots go to
+//! error for a bad port, delete the forward, move the UI to port 8080 on trial and keep
+//! it from the countdown banner, log out. Screenshots go to
 //! `out/browser/*.png`. Needs root (namespaces); Chromium runs as root with --no-sandbox
 //! and a fresh profile. Everything it starts lives in the topology's namespaces and is
 //! killed when the topology is dropped, pass or fail.
@@ -361,6 +362,22 @@ fn drive(t: &Topology, profile: &Path) {
     d.wait("#version", "version", |t| t == env!("CARGO_PKG_VERSION"));
     d.screenshot("07-system");
 
+    // A UI port change is applied on trial: the page moves to the new port and shows a
+    // countdown; "Keep these settings" confirms it.
+    d.type_into("#net-http_port", "8080");
+    d.click("#net-form button[type='submit']");
+    d.wait("#flash", "moving", |t| t.contains("moves to"));
+    d.wait("#trial-text", "countdown on the new port", |t| {
+        t.contains("undone in")
+    });
+    let url = d.call("GET", "/url", None);
+    assert!(url.as_str().unwrap_or_default().contains(":8080/"), "{url}");
+    d.screenshot("08-trial");
+    d.click("#trial-confirm");
+    d.wait("#flash", "kept", |t| t.contains("Settings kept"));
+    d.gone("#trial:not([hidden])");
+    let ui = format!("http://{ROUTER_LAN}:8080/");
+
     // The same page on a phone-sized screen.
     d.call(
         "POST",
@@ -369,14 +386,14 @@ fn drive(t: &Topology, profile: &Path) {
     );
     d.click("a[href='#/log']");
     d.wait("#audit", "audit log", |t| t.contains("forward.delete"));
-    d.screenshot("08-log-phone");
+    d.screenshot("09-log-phone");
 
     // Log out: back to the login page, and the old session is gone.
     d.click("#logout");
     d.el("#login-password");
     d.goto(&format!("{ui}#/forwards"));
     d.el("#login-password");
-    d.screenshot("09-logged-out");
+    d.screenshot("10-logged-out");
     d.call("DELETE", "", None);
 }
 

@@ -67,11 +67,6 @@ fn prepared(path: &str) -> Option<&'static Prepared> {
     Some(prepared)
 }
 
-/// Names of all embedded files.
-pub fn names() -> Vec<String> {
-    Files::iter().map(|n| n.into_owned()).collect()
-}
-
 /// Answers a GET for an asset, or None when there is no such file.
 pub fn serve(path: &str, accepts_gzip: bool, if_none_match: Option<&str>) -> Option<Response> {
     let p = prepared(path)?;
@@ -92,22 +87,14 @@ pub fn serve(path: &str, accepts_gzip: bool, if_none_match: Option<&str>) -> Opt
     Some(r)
 }
 
-/// Size of an asset as a browser downloads it (gzip when smaller).
-pub fn wire_size(path: &str) -> Option<usize> {
-    let p = prepared(path)?;
-    Some(p.gzip.as_ref().map_or(p.plain.len(), Vec::len))
-}
-
 /// A gzip member (RFC 1952) around a raw deflate stream.
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255];
     out.extend(miniz_oxide::deflate::compress_to_vec(data, 9));
     out.extend(crc32(data).to_le_bytes());
-    out.extend(
-        u32::try_from(data.len() % (1 << 32))
-            .unwrap_or(0)
-            .to_le_bytes(),
-    );
+    // ISIZE: the length modulo 2^32 (written so it also compiles for 32-bit targets).
+    let len_mod = u64::try_from(data.len()).unwrap_or(u64::MAX) & 0xFFFF_FFFF;
+    out.extend(u32::try_from(len_mod).unwrap_or(0).to_le_bytes());
     out
 }
 

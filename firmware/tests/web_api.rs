@@ -959,6 +959,39 @@ fn two_hundred_idle_sockets_do_not_stop_the_ui() {
 }
 
 #[test]
+fn slow_uploads_cannot_hold_more_than_the_memory_cap() {
+    let limits = Limits {
+        max_buffered: 64 * 1024,
+        ..Limits::default()
+    };
+    let f = Fixture::with(60, limits);
+    let head = |n: usize| {
+        format!("POST /api/v1/login HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n")
+    };
+    let mut small = TcpStream::connect(f.addr).unwrap();
+    small.write_all(head(100_000).as_bytes()).unwrap();
+    small.write_all(&[b' '; 20_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut big = TcpStream::connect(f.addr).unwrap();
+    big.write_all(head(200_000).as_bytes()).unwrap();
+    let _ = big.write_all(&[b' '; 50_000]);
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = big.read_to_end(&mut out);
+    assert_eq!(parse(&out).status, 503, "the biggest upload is refused");
+    // The smaller one is still waiting for the rest of its body, and the UI answers.
+    small
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert!(small.read(&mut buf).is_err(), "small upload was dropped");
+    assert_eq!(
+        raw(f.addr, b"GET /api/v1/setup HTTP/1.1\r\nHost: r\r\n\r\n").status,
+        200
+    );
+}
+
+#[test]
 fn the_server_moves_to_new_addresses() {
     let f = Fixture::new();
     let old = f.addr;

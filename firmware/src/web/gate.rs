@@ -12,7 +12,8 @@
 //!   arrived within [`Limits::head_timeout`] (408);
 //! - caps connections waiting for their request ([`Limits::max_pending`]): when full, the
 //!   oldest one is closed with a 503, so a flood of idle sockets cannot lock out a new
-//!   client;
+//!   client; and caps the bytes they hold together ([`Limits::max_buffered`], the biggest
+//!   is refused);
 //! - hands complete requests to a fixed pool of [`Limits::workers`] threads (503 when
 //!   their queue is full), which pass each one to `tiny_http` over a private Unix socket
 //!   with `Connection: close` and the client's address in `X-Portcullis-Peer` (a client's
@@ -50,6 +51,9 @@ pub struct Limits {
     pub io_timeout: Duration,
     /// Threads passing complete requests to the handlers.
     pub workers: usize,
+    /// Bytes buffered for all waiting connections together; beyond it the connection
+    /// holding the most is refused (503), so slow uploads cannot exhaust a router's RAM.
+    pub max_buffered: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +65,7 @@ impl Default for Limits {
             head_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
             workers: 4,
+            max_buffered: 4 * 1024 * 1024,
         }
     }
 }
@@ -389,6 +394,17 @@ fn poll_loop(
                     }
                 }
             }
+        }
+
+        // Cap the memory held by requests still arriving.
+        let mut total: usize = pending.iter().map(|p| p.buf.len()).sum();
+        while total > limits.max_buffered {
+            let Some((i, _)) = pending.iter().enumerate().max_by_key(|(_, p)| p.buf.len()) else {
+                break;
+            };
+            let Some(p) = pending.remove(i) else { break };
+            total -= p.buf.len();
+            refuse(p.stream, 503);
         }
 
         // Time out slow requests.

@@ -25,6 +25,8 @@ debarch_aarch64 := arm64
 debarch_armhf := armhf
 QEMU_BOOT_TIMEOUT ?= 150
 UI_PORT ?= 8480
+# Debian's python3 (installed by qemu-deps); the boot test uses only the standard library.
+PYTHON := /usr/bin/python3
 
 .PHONY: qemu qemu-image qemu-deps test-qemu bench-boot $(addprefix qemu-image-,$(QEMU_ARCHES)) \
 	$(addprefix qemu-test-overlay-,$(QEMU_ARCHES)) $(addprefix test-qemu-,$(QEMU_ARCHES))
@@ -51,7 +53,7 @@ qemu-test-overlay-$(1): qemu-deps
 qemu-image-$(1)-bare: qemu-deps
 	board/debian-qemu/mkimage.sh $(1) $$(PORTCULLIS_CACHE) $$(QEMU_DIR)/$(1)-bare
 test-qemu-$(1): qemu-image-$(1) qemu-test-overlay-$(1)
-	python3 tests/qemu/boot_test.py --arch $(1) --image $$(QEMU_DIR)/$(1) \
+	$(PYTHON) tests/qemu/boot_test.py --arch $(1) --image $$(QEMU_DIR)/$(1) \
 		--test-overlay $$(QEMU_DIR)/$(1)/test-overlay.cpio --boot-timeout $$(QEMU_BOOT_TIMEOUT)
 endef
 $(foreach a,$(QEMU_ARCHES),$(eval $(call qemu_arch,$(a))))
@@ -62,7 +64,7 @@ qemu: qemu-image-$(ARCH)
 
 ## The boot tests of `make test`, plus the check that a hanging boot fails in bounded time.
 test-qemu: $(addprefix test-qemu-,$(QEMU_TEST_ARCHES))
-	python3 tests/qemu/boot_test.py --arch mipsel --image $(QEMU_DIR)/mipsel --hang-check
+	$(PYTHON) tests/qemu/boot_test.py --arch mipsel --image $(QEMU_DIR)/mipsel --hang-check
 
 ## Boot-to-ready per arch, with and without portcullis, into BENCHMARKS.md ("Boot time").
 BENCH_BOOT_RUNS ?= 3

@@ -31,17 +31,18 @@ done
 	echo "Boot-to-ready: from starting QEMU to the last init script's console line (host clock, median"
 	echo "of the runs, min–max in brackets). Same kernel, busybox and init scripts in both images; the"
 	echo "\"without\" image lacks /usr/sbin/portcullis and S50portcullis. With portcullis, ready means"
-	echo "the daemon's ruleset is in the kernel."
+	echo "the daemon's ruleset is in the kernel. The last column is the guest's own clock (/proc/uptime)"
+	echo "at that line, which excludes QEMU start-up and kernel loading."
 	echo
-	echo "| arch (QEMU machine) | with portcullis | without | portcullis costs |"
-	echo "|---|---:|---:|---:|"
+	echo "| arch (QEMU machine) | with portcullis | without | difference | guest uptime at ready, with / without |"
+	echo "|---|---:|---:|---:|---:|"
 	for arch in "$@"; do
 		case $arch in mipsel) m="mipsel (malta)" ;; aarch64) m="aarch64 (virt, cortex-a53)" ;; armhf) m="armhf (virt, cortex-a15)" ;; esac
 		w=$(awk -v a="$arch" '$1 == "BOOT-BENCH" && $2 == a && $3 == "with-portcullis"' "$results")
 		b=$(awk -v a="$arch" '$1 == "BOOT-BENCH" && $2 == a && $3 == "bare"' "$results")
 		get() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 		wm=$(get host_median "$w") bm=$(get host_median "$b")
-		echo "| $m | $wm s [$(get host_min "$w")–$(get host_max "$w")] | $bm s [$(get host_min "$b")–$(get host_max "$b")] | $(python3 -c "print(f'{$wm - $bm:+.1f} s')") |"
+		echo "| $m | $wm s [$(get host_min "$w")–$(get host_max "$w")] | $bm s [$(get host_min "$b")–$(get host_max "$b")] | $(python3 -c "print(f'{$wm - $bm:+.1f} s')") | $(get guest_median "$w") s / $(get guest_median "$b") s |"
 	done
 } >"$section"
 cat "$section"

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::expr::put_verdict;
 use super::lower::lower_rule;
-use super::text::rule_text;
+use crate::render::render_rule;
 use super::uapi::*;
 use super::values::{
     millis, num_bytes, put_values, types_id, types_len, u32_sat, udata_byteorder, value_num,
@@ -66,7 +66,7 @@ impl Object<'_> {
                 let text = chain
                     .rules
                     .get(index - 1)
-                    .map(rule_text)
+                    .map(render_rule)
                     .unwrap_or_default();
                 format!("rule {index} of chain {}: {text}", chain.name)
             }

@@ -56,7 +56,6 @@ mod expr;
 mod lower;
 mod socket;
 mod state;
-mod text;
 mod uapi;
 mod values;
 mod wire;

@@ -43,59 +43,51 @@ fn accept() -> Stmt {
     Stmt::Verdict(Verdict::Accept)
 }
 
-fn dport_map(p: u8, stmt: impl Fn(String) -> Stmt, map: &str) -> Rule {
-    rule(vec![Stmt::L4Proto(p), stmt(per_proto(map, p))])
-}
-
 /// `inbound`: new connections that passed the allow-list (or come from the LAN through
-/// the WAN address), looked up by port in the shared maps.
+/// the WAN address), looked up by port in the shared maps. Rate-limit classes and log
+/// chains come first: a dropped connection is not a hit.
 pub(super) fn inbound(triggers: bool) -> Chain {
-    let mut rules = Vec::new();
-    let vmap = |map: String| Stmt::Vmap {
-        key: vec![Field::ThDport],
-        map,
-    };
-    for p in PROTOS {
-        // Rate-limit classes and log chains first: a dropped connection is not a hit.
-        rules.push(dport_map(p, vmap, "special"));
-    }
-    for p in PROTOS {
-        rules.push(dport_map(
-            p,
-            |map| Stmt::CounterMap {
-                key: vec![Field::ThDport],
-                map,
-            },
-            "ctr",
-        ));
-    }
-    for p in PROTOS {
-        rules.push(dport_map(
-            p,
-            |map| Stmt::DnatMap {
-                key: vec![Field::ThDport],
-                map,
-                with_port: true,
-            },
-            "dnat_port",
-        ));
-    }
-    for p in PROTOS {
-        rules.push(dport_map(
-            p,
-            |map| Stmt::DnatMap {
-                key: vec![Field::ThDport],
-                map,
-                with_port: false,
-            },
-            "dnat_host",
-        ));
-    }
-    if triggers {
-        for p in PROTOS {
-            rules.push(dport_map(p, vmap, "trigger_in"));
+    fn vmap(map: String) -> Stmt {
+        Stmt::Vmap {
+            key: vec![Field::ThDport],
+            map,
         }
     }
+    fn counter(map: String) -> Stmt {
+        Stmt::CounterMap {
+            key: vec![Field::ThDport],
+            map,
+        }
+    }
+    fn dnat_port(map: String) -> Stmt {
+        Stmt::DnatMap {
+            key: vec![Field::ThDport],
+            map,
+            with_port: true,
+        }
+    }
+    fn dnat_host(map: String) -> Stmt {
+        Stmt::DnatMap {
+            key: vec![Field::ThDport],
+            map,
+            with_port: false,
+        }
+    }
+    let mut steps: Vec<(&str, fn(String) -> Stmt)> = vec![
+        ("special", vmap),
+        ("ctr", counter),
+        ("dnat_port", dnat_port),
+        ("dnat_host", dnat_host),
+    ];
+    if triggers {
+        steps.push(("trigger_in", vmap));
+    }
+    let rules = steps
+        .into_iter()
+        .flat_map(|(map, make)| {
+            PROTOS.map(|p| rule(vec![Stmt::L4Proto(p), make(per_proto(map, p))]))
+        })
+        .collect();
     regular("inbound", rules)
 }
 

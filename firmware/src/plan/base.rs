@@ -73,7 +73,8 @@ pub(super) fn inbound(triggers: bool) -> Chain {
             with_port: false,
         }
     }
-    let mut steps: Vec<(&str, fn(String) -> Stmt)> = vec![
+    type Step = (&'static str, fn(String) -> Stmt);
+    let mut steps: Vec<Step> = vec![
         ("special", vmap),
         ("ctr", counter),
         ("dnat_port", dnat_port),

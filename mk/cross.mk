@@ -67,7 +67,10 @@ cross_env = env -u RUSTUP_TOOLCHAIN -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CAR
 	CARGO_TARGET_$(call upper,$(1))_RUSTFLAGS="$(CROSS_RUSTFLAGS_COMMON) $(rustflags_$(1))" \
 	CC_$(subst -,_,$(1))=$(CROSS_BIN)/$(1)-cc AR_$(subst -,_,$(1))=$(CROSS_BIN)/$(1)-ar
 
-CROSS_CARGO_FLAGS := --release -Zbuild-std=std,panic_abort
+# std without its default "backtrace" feature: panics still print their message, but std's
+# symbolizer (gimli, addr2line, rustc-demangle: ~225 KB of a 1.38 MB mipsel binary) is left out.
+# The binaries are stripped, so a backtrace on the router could only print raw addresses anyway.
+CROSS_CARGO_FLAGS := --release -Zbuild-std=std,panic_abort -Zbuild-std-features=
 # The workspace to build (another checkout, e.g. a clean `git archive HEAD`, may be given).
 CROSS_SRC ?= $(CURDIR)
 

@@ -38,8 +38,18 @@ pub enum StoreError {
     },
 }
 
-/// Atomically replaces `path` with `contents`.
+/// Atomically replaces `path` with `contents` (mode 0644 before umask).
 pub fn save_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    save_atomic_mode(path, contents, 0o644)
+}
+
+/// Like [`save_atomic`], for secrets: the file is created with mode 0600, so there is no
+/// moment at which other users could read it.
+pub fn save_atomic_private(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    save_atomic_mode(path, contents, 0o600)
+}
+
+fn save_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<(), StoreError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -49,7 +59,7 @@ pub fn save_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "config".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = write_synced(&tmp, contents).and_then(|()| {
+    let result = write_synced(&tmp, contents, mode).and_then(|()| {
         fs::rename(&tmp, path).map_err(|source| StoreError::Rename {
             from: tmp.clone(),
             to: path.to_path_buf(),
@@ -65,15 +75,20 @@ pub fn save_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
         .map_err(|source| StoreError::SyncDir { path: dir, source })
 }
 
-fn write_synced(tmp: &Path, contents: &[u8]) -> Result<(), StoreError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
+fn write_synced(tmp: &Path, contents: &[u8], mode: u32) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(tmp)
+    };
+    let mut f = open()
         .or_else(|_| {
             // A leftover from a crash of a process with the same pid: replace it.
             let _ = fs::remove_file(tmp);
-            OpenOptions::new().write(true).create_new(true).open(tmp)
+            open()
         })
         .map_err(|source| StoreError::Create {
             path: tmp.to_path_buf(),
@@ -104,6 +119,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("config.json")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn private_files_are_never_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("pcx-store-private-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("web.json");
+        save_atomic_private(&p, b"secret").unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -267,11 +267,9 @@ impl App {
                 password: Some(hash.to_string()),
             })
             .unwrap_or_default();
-            store::save_atomic(&path, &body).map_err(|e| {
+            store::save_atomic_private(&path, &body).map_err(|e| {
                 Response::error(500, &format!("saving the password: {}", chain(&e)))
             })?;
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
         }
         Ok(())
     }

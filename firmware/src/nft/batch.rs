@@ -13,12 +13,12 @@ use std::collections::HashMap;
 
 use super::expr::put_verdict;
 use super::lower::lower_rule;
-use crate::render::render_rule;
 use super::uapi::*;
 use super::values::{
     millis, num_bytes, put_values, types_id, types_len, u32_sat, udata_byteorder, value_num,
 };
 use super::wire::{Mark, MsgBuf};
+use crate::render::render_rule;
 use crate::ruleset::{
     BaseChain, Chain, ChainType, ElemData, ElemKey, Element, Hook, Policy, Ruleset, Set, SetData,
     Value,

@@ -38,6 +38,11 @@ struct Driver {
 
 impl Driver {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let req = self.agent.request(method, &url);
         let resp = match body {
@@ -45,14 +50,25 @@ impl Driver {
             None => req.call(),
         };
         match resp {
-            Ok(r) => r.into_json::<Value>().unwrap()["value"].clone(),
+            Ok(r) => Ok(r.into_json::<Value>().unwrap()["value"].clone()),
             Err(ureq::Error::Status(code, r)) => {
-                panic!(
-                    "WebDriver {method} {path}: {code} {}",
-                    r.into_string().unwrap_or_default()
-                )
+                Err(format!("{code} {}", r.into_string().unwrap_or_default()))
             }
-            Err(e) => panic!("WebDriver {method} {path}: {e}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Runs an action on the element `css` matches, finding it again if the page
+    /// re-rendered it between the lookup and the action (a "stale element reference").
+    fn on_element(&self, css: &str, act: impl Fn(&str) -> Result<Value, String>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let id = self.el(css);
+            match act(&id) {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element") && Instant::now() < deadline => {}
+                Err(e) => panic!("WebDriver action on {css}: {e}"),
+            }
         }
     }
 
@@ -79,7 +95,10 @@ impl Driver {
         let mut last = String::new();
         loop {
             for id in self.find_all(css) {
-                let text = self.text(&id);
+                // The page may re-render between the lookup and the read: look again.
+                let Some(text) = self.try_text(&id) else {
+                    continue;
+                };
                 if ok(&text) {
                     return (id, text);
                 }
@@ -97,26 +116,30 @@ impl Driver {
         self.wait(css, "present", |_| true).0
     }
 
-    fn text(&self, id: &str) -> String {
-        self.call("GET", &format!("/element/{id}/text"), None)
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+    /// The element's text, or None if it went stale.
+    fn try_text(&self, id: &str) -> Option<String> {
+        match self.try_call("GET", &format!("/element/{id}/text"), None) {
+            Ok(v) => Some(v.as_str().unwrap_or_default().to_owned()),
+            Err(e) if e.contains("stale element") => None,
+            Err(e) => panic!("WebDriver GET /element/{id}/text: {e}"),
+        }
     }
 
     fn type_into(&self, css: &str, text: &str) {
-        let id = self.el(css);
-        self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
-        self.call(
-            "POST",
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        );
+        self.on_element(css, |id| {
+            self.try_call("POST", &format!("/element/{id}/clear"), Some(json!({})))?;
+            self.try_call(
+                "POST",
+                &format!("/element/{id}/value"),
+                Some(json!({ "text": text })),
+            )
+        });
     }
 
     fn click(&self, css: &str) {
-        let id = self.el(css);
-        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+        self.on_element(css, |id| {
+            self.try_call("POST", &format!("/element/{id}/click"), Some(json!({})))
+        });
     }
 
     fn gone(&self, css: &str) {

@@ -1022,3 +1022,63 @@ fn the_server_moves_to_new_addresses() {
     assert_eq!(f.web.as_ref().unwrap().addrs(), vec![new]);
     assert_eq!(raw(new, b"GET / HTTP/1.1\r\nHost: r\r\n\r\n").status, 200);
 }
+
+/// A TCP connection from a chosen loopback source address (127.0.0.0/8 is all local).
+fn connect_from(src: std::net::Ipv4Addr, dst: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("socket");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(src, 0)),
+    )
+    .expect("bind source address");
+    let SocketAddr::V4(dst) = dst else {
+        panic!("IPv4 fixture address expected")
+    };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(dst)).expect("connect");
+    TcpStream::from(fd)
+}
+
+#[test]
+fn one_host_flooding_the_ui_evicts_its_own_sockets_not_others() {
+    let limits = Limits {
+        max_pending: 16,
+        ..Limits::default()
+    };
+    let f = Fixture::with(60, limits);
+    let flooder = std::net::Ipv4Addr::new(127, 0, 0, 1);
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut first: Vec<TcpStream> = (0..16).map(|_| connect_from(flooder, f.addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Another LAN client starts a request and is slow to finish it.
+    let mut slow = connect_from(other, f.addr);
+    slow.write_all(b"GET /api/v1/setup HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The flooder keeps opening sockets: each one pushes out one of its own, oldest first.
+    let mut more: Vec<TcpStream> = (0..32).map(|_| connect_from(flooder, f.addr)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    slow.write_all(b"Host: 192.168.1.1\r\n\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = slow.read_to_end(&mut out);
+    assert_eq!(
+        parse(&out).status,
+        200,
+        "the other client's request survived the flood"
+    );
+    // The flooder's oldest sockets were the ones closed, with a 503.
+    first[0]
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut evicted = Vec::new();
+    let _ = first[0].read_to_end(&mut evicted);
+    assert_eq!(parse(&evicted).status, 503);
+    first.clear();
+    more.clear();
+}

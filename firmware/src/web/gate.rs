@@ -11,8 +11,8 @@
 //!   else 413), refuses chunked bodies (411), and closes connections whose request has not
 //!   arrived within [`Limits::head_timeout`] (408);
 //! - caps connections waiting for their request ([`Limits::max_pending`]): when full, the
-//!   oldest one is closed with a 503, so a flood of idle sockets cannot lock out a new
-//!   client; and caps the bytes they hold together ([`Limits::max_buffered`], the biggest
+//!   oldest one of the peer holding the most is closed with a 503, so a flood of idle
+//!   sockets (even from one LAN host) cannot lock out a new client; and caps the bytes they hold together ([`Limits::max_buffered`], the biggest
 //!   is refused);
 //! - hands complete requests to a fixed pool of [`Limits::workers`] threads (503 when
 //!   their queue is full), which pass each one to `tiny_http` over a private Unix socket
@@ -430,9 +430,7 @@ fn poll_loop(
                             continue;
                         }
                         if pending.len() >= limits.max_pending {
-                            if let Some(old) = pending.pop_front() {
-                                refuse(old.stream, 503);
-                            }
+                            evict_one(&mut pending);
                         }
                         pending.push_back(Pending {
                             stream,
@@ -451,6 +449,24 @@ fn poll_loop(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Makes room for one more waiting connection: closes (503) the oldest waiting connection
+/// of the peer address holding the most, so a LAN host flooding the UI with idle sockets
+/// evicts its own sockets rather than other people's.
+fn evict_one(pending: &mut VecDeque<Pending>) {
+    let mut counts: std::collections::HashMap<IpAddr, usize> = std::collections::HashMap::new();
+    for p in pending.iter() {
+        *counts.entry(p.peer.ip()).or_default() += 1;
+    }
+    let Some(heaviest) = counts.into_iter().max_by_key(|(_, n)| *n).map(|(ip, _)| ip) else {
+        return;
+    };
+    if let Some(i) = pending.iter().position(|p| p.peer.ip() == heaviest) {
+        if let Some(old) = pending.remove(i) {
+            refuse(old.stream, 503);
         }
     }
 }

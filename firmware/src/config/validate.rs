@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::{Config, Forward, PortRange, Timestamp, Trigger};
+use super::{Config, Forward, PortRange, Protocol, Timestamp, Trigger};
 
 /// Ports the router serves itself on UDP/TCP, besides the web UI; forwarding them would
 /// shadow the router's own service for hairpinned LAN clients and confuse the owner.
@@ -139,15 +139,16 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
         let at = format!("forwards[{i}]");
         check_name(&mut r, &at, &f.name, &mut names);
         check_forward(&mut r, cfg, &at, f, now);
-        if f.enabled && f.external_port.problem().is_none() {
-            for &p in f.protocol.numbers() {
-                inbound.push(Claim {
-                    proto: p,
-                    range: f.external_port,
-                    field: format!("{at}.external_port"),
-                    owner: format!("forward `{}`", f.name),
-                });
-            }
+        if f.enabled {
+            let owner = format!("forward `{}`", f.name);
+            claim(
+                &mut inbound,
+                f.protocol,
+                f.external_port,
+                &at,
+                "external_port",
+                &owner,
+            );
         }
     }
     for (i, t) in cfg.triggers.iter().enumerate() {
@@ -157,31 +158,51 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
         if !t.enabled {
             continue;
         }
-        if t.open_port.problem().is_none() {
-            for &p in t.open_protocol.numbers() {
-                inbound.push(Claim {
-                    proto: p,
-                    range: t.open_port,
-                    field: format!("{at}.open_port"),
-                    owner: format!("trigger `{}`", t.name),
-                });
-            }
-        }
-        if t.trigger_port.problem().is_none() {
-            for &p in t.trigger_protocol.numbers() {
-                outbound.push(Claim {
-                    proto: p,
-                    range: t.trigger_port,
-                    field: format!("{at}.trigger_port"),
-                    owner: format!("trigger `{}`", t.name),
-                });
-            }
-        }
+        let owner = format!("trigger `{}`", t.name);
+        claim(
+            &mut inbound,
+            t.open_protocol,
+            t.open_port,
+            &at,
+            "open_port",
+            &owner,
+        );
+        claim(
+            &mut outbound,
+            t.trigger_protocol,
+            t.trigger_port,
+            &at,
+            "trigger_port",
+            &owner,
+        );
     }
     check_reserved(&mut r, cfg, &inbound);
     check_overlaps(&mut r, &inbound, "external port");
     check_overlaps(&mut r, &outbound, "trigger port");
     r
+}
+
+/// Records that `owner` holds `range` on each protocol, unless the range is malformed
+/// (that is reported on its own; an overlap message about it would only add noise).
+fn claim(
+    claims: &mut Vec<Claim>,
+    protocol: Protocol,
+    range: PortRange,
+    at: &str,
+    field: &str,
+    owner: &str,
+) {
+    if range.problem().is_some() {
+        return;
+    }
+    for &proto in protocol.numbers() {
+        claims.push(Claim {
+            proto,
+            range,
+            field: format!("{at}.{field}"),
+            owner: owner.to_string(),
+        });
+    }
 }
 
 fn check_interface(r: &mut Report, field: &str, name: &str) {

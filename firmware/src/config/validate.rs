@@ -17,6 +17,9 @@ pub const RESERVED_PORTS: &[(u8, u16, &str)] = &[
     (6, 5000, "UPnP control"),
 ];
 
+/// Farthest expiry accepted: ten years.
+const MAX_EXPIRY_SECS: u64 = 10 * 366 * 86_400;
+
 /// Longest name: names become chain, set and counter names and log prefixes.
 const MAX_NAME: usize = 24;
 
@@ -309,6 +312,12 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
             r.error(
                 format!("{at}.expires_at"),
                 format!("{t} is in the past (now is {now})"),
+            );
+        } else if t.0 - now.0 > MAX_EXPIRY_SECS {
+            // The kernel keeps element timeouts in jiffies and refuses huge ones.
+            r.error(
+                format!("{at}.expires_at"),
+                format!("{t} is more than 10 years ahead; leave expires_at out for a forward that does not expire"),
             );
         }
     }

@@ -205,6 +205,8 @@ fn expiry_in_the_past_is_refused() {
     assert_refused(&c, "forwards[0].expires_at", "is in the past");
     c.forwards[0].expires_at = Some(Timestamp(NOW.0 + 60));
     assert_eq!(errors(&c), Vec::<String>::new());
+    c.forwards[0].expires_at = Some("9999-01-01T00:00:00Z".parse().unwrap());
+    assert_refused(&c, "forwards[0].expires_at", "more than 10 years ahead");
 }
 
 #[test]

@@ -5,11 +5,22 @@ use crate::ruleset::{ElemData, Value};
 use crate::status::KernelView;
 
 /// Reads `table` and extracts counters, installed forwards/triggers and trigger hosts.
+/// Only the sets [`view_of`] looks at are dumped with their elements.
 pub fn kernel_view(nft: &mut Nft, table: &str) -> Result<KernelView, NftError> {
-    Ok(match nft.read_table(table)? {
-        None => KernelView::default(),
-        Some(t) => view_of(&t),
-    })
+    Ok(
+        match nft.read_table_with(table, is_counter_map_or_trigger)? {
+            None => KernelView::default(),
+            Some(t) => view_of(&t),
+        },
+    )
+}
+
+fn is_counter_map(set: &str) -> bool {
+    set == "ctr_tcp" || set == "ctr_udp"
+}
+
+fn is_counter_map_or_trigger(set: &str) -> bool {
+    is_counter_map(set) || set.starts_with("trg_")
 }
 
 /// Pure part of [`kernel_view`], unit-testable without a kernel.
@@ -27,7 +38,7 @@ pub fn view_of(t: &TableState) -> KernelView {
         }
     }
     for s in &t.sets {
-        if s.name == "ctr_tcp" || s.name == "ctr_udp" {
+        if is_counter_map(&s.name) {
             // A forward is installed while its counter-map element lives; the element's
             // expiration is the forward's remaining time.
             for e in &s.elements {

@@ -509,12 +509,24 @@ impl Nft {
     /// Reads chains (with rule counts), sets with decoded elements, and counters of table
     /// `inet name`; `None` if the table does not exist.
     pub fn read_table(&mut self, name: &str) -> Result<Option<TableState>, NftError> {
+        self.read_table_with(name, |_| true)
+    }
+
+    /// Like [`Nft::read_table`], but dumps the elements only of the sets `elements_of`
+    /// selects; the others come back with empty `elements`. Status and carry-over need a
+    /// few small maps, not the allow-lists of every forward (one dump per set, each
+    /// growing with the number of forwards).
+    pub fn read_table_with(
+        &mut self,
+        name: &str,
+        elements_of: impl Fn(&str) -> bool,
+    ) -> Result<Option<TableState>, NftError> {
         if !self.table_exists(name)? {
             return Ok(None);
         }
         let chains = self.dump_chains(name)?;
         let mut sets = self.dump_sets(name)?;
-        for s in &mut sets {
+        for s in sets.iter_mut().filter(|s| elements_of(&s.name)) {
             let raw = self.dump_raw_elements(name, s)?;
             assemble(s, raw).ok_or_else(|| NftError::Dump {
                 what: "set elements",

@@ -820,6 +820,18 @@ fn field_problem(m: &Map<String, Value>) -> Option<(String, String)> {
     None
 }
 
+/// Replaces the item at `index`, or appends it when `index` is one past the end (an
+/// add); returns its name.
+fn put_at<T>(list: &mut Vec<T>, index: usize, item: T, name: impl Fn(&T) -> String) -> String {
+    let n = name(&item);
+    if index == list.len() {
+        list.push(item);
+    } else {
+        list[index] = item;
+    }
+    n
+}
+
 /// Parses the body as a forward or trigger; errors name `forwards[i].FIELD`.
 fn parse_item<T: serde::de::DeserializeOwned>(
     call: &Call<'_>,
@@ -894,27 +906,11 @@ fn upsert(app: &App, call: &Call<'_>, kind: Kind, replace: Option<&str>) -> Resp
     };
     let name = match kind {
         Kind::Forward => match parse_item::<Forward>(call, kind, index) {
-            Ok(f) => {
-                let n = f.name.clone();
-                if index == cfg.forwards.len() {
-                    cfg.forwards.push(f);
-                } else {
-                    cfg.forwards[index] = f;
-                }
-                n
-            }
+            Ok(f) => put_at(&mut cfg.forwards, index, f, |f| f.name.clone()),
             Err(r) => return r,
         },
         Kind::Trigger => match parse_item::<Trigger>(call, kind, index) {
-            Ok(t) => {
-                let n = t.name.clone();
-                if index == cfg.triggers.len() {
-                    cfg.triggers.push(t);
-                } else {
-                    cfg.triggers[index] = t;
-                }
-                n
-            }
+            Ok(t) => put_at(&mut cfg.triggers, index, t, |t| t.name.clone()),
             Err(r) => return r,
         },
     };

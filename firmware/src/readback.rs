@@ -1,6 +1,7 @@
 //! Turns a read-back of our table into the [`KernelView`] that status needs.
 
 use crate::nft::{Nft, NftError, TableState};
+use crate::plan;
 use crate::ruleset::{ElemData, Value};
 use crate::status::KernelView;
 
@@ -15,8 +16,11 @@ pub fn kernel_view(nft: &mut Nft, table: &str) -> Result<KernelView, NftError> {
     )
 }
 
+/// The planner's per-protocol counter maps (`ctr_tcp`, `ctr_udp`).
 fn is_counter_map(set: &str) -> bool {
-    set == "ctr_tcp" || set == "ctr_udp"
+    [6, 17]
+        .into_iter()
+        .any(|p| set == plan::per_proto("ctr", p))
 }
 
 fn is_counter_map_or_trigger(set: &str) -> bool {

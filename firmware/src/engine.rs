@@ -1,6 +1,8 @@
 //! The one sequence that changes the router: validate → gather facts → plan → install in
-//! one batch → save. The CLI's `apply` and the daemon both go through it, so a config that
-//! fails any step is never saved and the previous ruleset stays in force.
+//! one batch → save. The daemon's owner (and `apply` when no daemon runs) go through it,
+//! so a config that fails any step is never saved. What the kernel holds afterwards is
+//! said truthfully: a refused batch leaves the previous table, a batch that committed but
+//! reads back differently leaves the new one.
 
 use std::path::{Path, PathBuf};
 
@@ -22,8 +24,12 @@ pub enum EngineError {
     Facts(#[source] FactsError),
     #[error("opening the nf_tables netlink socket")]
     Open(#[source] NftError),
-    #[error("installing the ruleset (the previous ruleset stays in force)")]
+    #[error("installing the ruleset (the kernel refused it; the previous ruleset stays in force)")]
     Install(#[source] NftError),
+    #[error("installing the ruleset: the new ruleset is in force but reads back differently")]
+    Differs(#[source] NftError),
+    #[error("installing the ruleset: unknown whether the kernel took it")]
+    Unknown(#[source] NftError),
     #[error("reading the installed ruleset back")]
     Read(#[source] NftError),
     #[error("saving the config")]
@@ -83,8 +89,37 @@ impl Engine {
         let mut facts = facts.clone();
         facts.carried = self.carried();
         let rs = plan::plan(cfg, &facts, now);
-        self.nft.apply(&rs).map_err(EngineError::Install)?;
-        Ok(())
+        match self.nft.apply(&rs) {
+            Ok(_) => Ok(()),
+            // Reconcile once: a second full replace usually fixes what a race broke.
+            Err(NftError::Verify { .. }) => self.nft.apply(&rs).map(|_| ()).map_err(install_error),
+            Err(e) => Err(install_error(e)),
+        }
+    }
+
+    /// Installs the safe base ruleset for `cfg`'s interfaces: no forwards, no triggers,
+    /// the WAN reaches nothing, the LAN reaches the router (the UI). Used when the owner's
+    /// config is broken or refused. If even that is refused (say, a LAN interface name
+    /// the kernel rejects), the LAN side falls back to loopback only.
+    pub fn install_safe(&mut self, cfg: &Config, now: Timestamp) -> Result<(), EngineError> {
+        let facts = facts::gather(&cfg.wan.interface).unwrap_or_default();
+        let mut safe = cfg.clone();
+        safe.forwards.clear();
+        safe.triggers.clear();
+        safe.lan.subnets.truncate(1);
+        let first = self.nft.apply(&plan::plan(&safe, &facts, now));
+        if first.is_ok() {
+            return Ok(());
+        }
+        safe.lan.interface = "lo".into();
+        safe.lan.subnets.clear();
+        if safe.wan.interface == "lo" || safe.wan.interface.is_empty() {
+            safe.wan.interface = "-".into();
+        }
+        self.nft
+            .apply(&plan::plan(&safe, &facts, now))
+            .map(|_| ())
+            .map_err(install_error)
     }
 
     /// What the installed table holds that its replacement must keep. Best effort: if the
@@ -112,6 +147,15 @@ impl Engine {
     /// The netlink handle, for read-back (status).
     pub fn nft(&mut self) -> &mut Nft {
         &mut self.nft
+    }
+}
+
+/// Sorts an apply failure by what the kernel holds afterwards.
+fn install_error(e: NftError) -> EngineError {
+    match e {
+        NftError::Verify { .. } => EngineError::Differs(e),
+        NftError::Receive { .. } | NftError::MissingAck { .. } => EngineError::Unknown(e),
+        other => EngineError::Install(other),
     }
 }
 

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use nix::sys::signal::{SigSet, Signal};
 
 use portcullis::config::{Config, ConfigError, Timestamp};
-use portcullis::daemon::{self, chain};
+use portcullis::daemon::{self, chain, control};
 use portcullis::engine::{Engine, EngineError};
-use portcullis::{facts, plan, readback, render, status, web};
+use portcullis::{facts, plan, readback, render, status, store, web};
 
 const DEFAULT_CONFIG: &str = "/etc/portcullis/config.json";
 
@@ -26,9 +26,13 @@ commands:
                  serve the web UI on the LAN interface's addresses (management.http_port)
                  or on each --listen ADDR:PORT instead (never give a WAN address);
                  risky UI changes roll back unless confirmed within --trial-secs (60)
+  set-password   read a new web UI admin password from standard input (console
+                 recovery when web.json is lost or damaged)
   --version      print the version
 
-SAVED defaults to /etc/portcullis/config.json.";
+SAVED defaults to /etc/portcullis/config.json. While `serve` runs, `apply` and `status`
+go through it (the control socket next to SAVED); otherwise they act directly.
+`portcullis COMMAND --help` prints this text.";
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,6 +61,10 @@ fn main() -> ExitCode {
         args.drain(i..=i + 1);
     }
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    if strs.iter().any(|a| *a == "-h" || *a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match strs.as_slice() {
         ["--version" | "version"] => {
             println!("portcullis {}", env!("CARGO_PKG_VERSION"));
@@ -72,6 +80,7 @@ fn main() -> ExitCode {
         ["status"] => status_cmd(&saved, false),
         ["status", "--json"] => status_cmd(&saved, true),
         ["serve"] => serve(&saved, listen, trial_secs),
+        ["set-password"] => set_password(&saved),
         _ => usage_error("unknown command or wrong arguments"),
     }
 }
@@ -155,6 +164,21 @@ fn apply(file: &str, saved: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(dir) = saved.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let request = control::Request::Apply {
+        config: Box::new(cfg.clone()),
+    };
+    // While a daemon runs, it applies (it owns the config); otherwise we do, holding its lock.
+    let _lock = match control::request(saved, &request) {
+        Ok(Ok(reply)) => return daemon_reply(file, &cfg, saved, reply),
+        Ok(Err(lock)) => lock,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let mut engine = match Engine::open(saved) {
         Ok(e) => e,
         Err(e) => return engine_error(&e),
@@ -176,7 +200,58 @@ fn apply(file: &str, saved: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Prints what the daemon said about an apply.
+fn daemon_reply(
+    file: &str,
+    cfg: &Config,
+    saved: &std::path::Path,
+    reply: control::Reply,
+) -> ExitCode {
+    match reply {
+        control::Reply::Ok(_) => {
+            println!(
+                "applied {file} through the running daemon: {} forwards, {} triggers; saved as {}",
+                cfg.forwards.len(),
+                cfg.triggers.len(),
+                saved.display()
+            );
+            ExitCode::SUCCESS
+        }
+        control::Reply::Invalid(report) => {
+            eprint!("{report}");
+            ExitCode::FAILURE
+        }
+        control::Reply::Failed(why) => {
+            eprintln!("error: the daemon refused: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn status_cmd(saved: &std::path::Path, json: bool) -> ExitCode {
+    // A running daemon answers from its own state (config in force, health).
+    let _lock = match control::request(saved, &control::Request::Status) {
+        Ok(Ok(control::Reply::Ok(v))) => {
+            if json {
+                stdout(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&v["status"]).unwrap_or_default()
+                ));
+            } else {
+                stdout(v["text"].as_str().unwrap_or_default());
+            }
+            return ExitCode::SUCCESS;
+        }
+        Ok(Ok(other)) => {
+            eprintln!("error: the daemon: {}", other.why());
+            return ExitCode::FAILURE;
+        }
+        Ok(Err(lock)) => lock,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let cfg = match Config::load(saved) {
         Ok(c) => c,
         Err(e) => return report_config_error(&saved.display().to_string(), &e),
@@ -201,19 +276,21 @@ fn status_cmd(saved: &std::path::Path, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The web server once it runs, so `serve` can stop it (and remove its socket) on exit.
+type WebSlot = std::sync::Arc<std::sync::Mutex<Option<web::Web>>>;
+
 /// Starts the web UI on `listen`, or on the LAN interface's addresses; if the LAN has no
-/// address yet, keeps trying in the background. The server lives until the process ends.
+/// address yet, keeps trying in the background. The server lives until `serve` stops it.
 fn start_web(
     handle: &daemon::Handle,
     cfg: &Config,
     saved: &std::path::Path,
     listen: Vec<std::net::SocketAddr>,
     trial_secs: u64,
+    audit: std::sync::Arc<std::sync::Mutex<web::audit::Audit>>,
+    slot: WebSlot,
 ) {
-    let dir = match saved.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let dir = control::state_dir(saved);
     let handle = handle.clone();
     let lan = cfg.lan.interface.clone();
     let port = cfg.management.http_port;
@@ -257,30 +334,38 @@ fn start_web(
                 app: web::AppOptions {
                     state_dir: Some(dir),
                     trial_secs,
+                    audit: Some(audit),
                     ..web::AppOptions::default()
                 },
             };
-            match web::start(handle.clone(), opts) {
-                Ok(w) => {
-                    for a in w.addrs() {
-                        eprintln!("portcullis: web UI on http://{a}/");
-                    }
-                    // Serve until the process ends, following the LAN address and the UI
-                    // port (a changed port on trial moves the UI, a rollback moves it back).
-                    loop {
-                        std::thread::sleep(std::time::Duration::from_secs(2));
-                        if fixed {
-                            continue;
-                        }
-                        let want = wanted(&handle);
-                        let mut have = w.addrs();
-                        have.sort_unstable();
-                        if !want.is_empty() && want != have {
-                            w.rebind(want);
-                        }
-                    }
+            let w = match web::start(handle.clone(), opts) {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("portcullis: web UI not started: {}", chain(&e));
+                    return;
                 }
-                Err(e) => eprintln!("portcullis: web UI not started: {}", chain(&e)),
+            };
+            for a in w.addrs() {
+                eprintln!("portcullis: web UI on http://{a}/");
+            }
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(w);
+            }
+            // Follow the LAN address and the UI port (a changed port on trial moves the
+            // UI, a rollback moves it back) until `serve` takes the server away.
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                if fixed {
+                    continue;
+                }
+                let want = wanted(&handle);
+                let Ok(s) = slot.lock() else { return };
+                let Some(w) = s.as_ref() else { return };
+                let mut have = w.addrs();
+                have.sort_unstable();
+                if !want.is_empty() && want != have {
+                    w.rebind(want);
+                }
             }
         });
     if let Err(e) = spawned {
@@ -288,10 +373,82 @@ fn start_web(
     }
 }
 
+/// What `serve` starts from: the saved config, or what can be salvaged of a broken one
+/// (interface names and the UI port, so the safe ruleset and the UI have a LAN).
+fn start_state(saved: &std::path::Path) -> daemon::Start {
+    let e = match Config::load(saved) {
+        Ok(c) => return daemon::Start::Config(Box::new(c)),
+        Err(e) => e,
+    };
+    let reason = format!(
+        "the saved config {} is unusable: {}",
+        saved.display(),
+        chain(&e)
+    );
+    let raw: serde_json::Value = std::fs::read_to_string(saved)
+        .ok()
+        .map(|t| {
+            let t: String = t
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            serde_json::from_str(&t).unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let text = |v: &serde_json::Value, default: &str| {
+        v.as_str()
+            .filter(|s| !s.is_empty() && s.len() <= 15)
+            .unwrap_or(default)
+            .to_string()
+    };
+    let fallback = Config {
+        version: portcullis::config::VERSION,
+        lan: portcullis::config::Lan {
+            interface: text(&raw["lan"]["interface"], "lo"),
+            subnets: raw["lan"]["subnets"]
+                .as_array()
+                .and_then(|a| a.iter().find_map(|s| s.as_str()?.parse().ok()))
+                .into_iter()
+                .collect(),
+        },
+        wan: portcullis::config::Wan {
+            interface: text(&raw["wan"]["interface"], "-"),
+        },
+        management: portcullis::config::Management {
+            http_port: raw["management"]["http_port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+                .unwrap_or(80),
+        },
+        forwards: Vec::new(),
+        triggers: Vec::new(),
+    };
+    daemon::Start::Broken {
+        fallback: Box::new(fallback),
+        reason,
+    }
+}
+
 fn serve(saved: &std::path::Path, listen: Vec<std::net::SocketAddr>, trial_secs: u64) -> ExitCode {
-    let cfg = match Config::load(saved) {
-        Ok(c) => c,
-        Err(e) => return report_config_error(&saved.display().to_string(), &e),
+    if let Some(dir) = saved.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // One daemon per config: the lock is held until the process ends.
+    let _lock = match control::lock(saved) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = control::state_dir(saved);
+    store::remove_stale_temporaries(&dir);
+    let start = start_state(saved);
+    let cfg = match &start {
+        daemon::Start::Config(c) => (**c).clone(),
+        daemon::Start::Broken { fallback, .. } => (**fallback).clone(),
     };
     // Block the signals we handle before any thread starts, so every thread inherits the
     // mask and only `wait` below receives them.
@@ -307,9 +464,55 @@ fn serve(saved: &std::path::Path, listen: Vec<std::net::SocketAddr>, trial_secs:
         Ok(e) => e,
         Err(e) => return engine_error(&e),
     };
-    let (handle, join) = daemon::spawn(engine, cfg.clone());
+    let audit = std::sync::Arc::new(std::sync::Mutex::new(web::audit::Audit::open(Some(
+        dir.join("audit.json"),
+    ))));
+    let notify: daemon::Notify = {
+        let audit = std::sync::Arc::clone(&audit);
+        Box::new(move |ev: &daemon::core::Event| {
+            let mut a = audit
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = a.record(web::audit::Entry {
+                time: Timestamp::now(),
+                from: "router".into(),
+                action: ev.action.clone(),
+                target: ev.target.clone(),
+                ok: ev.ok,
+                detail: ev.detail.clone(),
+            });
+        })
+    };
+    let opts = daemon::OwnerOptions {
+        trial_secs,
+        state_dir: Some(dir.clone()),
+        notify,
+    };
+    let (handle, join) = match daemon::spawn(engine, start, opts) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: starting the owner thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     eprintln!("portcullis: serving {}", saved.display());
-    start_web(&handle, &cfg, saved, listen, trial_secs);
+    let control_socket = match control::serve(saved, handle.clone()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("portcullis: control socket not started: {}", chain(&e));
+            None
+        }
+    };
+    let slot: WebSlot = WebSlot::default();
+    start_web(
+        &handle,
+        &cfg,
+        saved,
+        listen,
+        trial_secs,
+        std::sync::Arc::clone(&audit),
+        std::sync::Arc::clone(&slot),
+    );
     loop {
         match signals.wait() {
             Ok(Signal::SIGHUP) => match handle.reload() {
@@ -327,7 +530,38 @@ fn serve(saved: &std::path::Path, listen: Vec<std::net::SocketAddr>, trial_secs:
             }
         }
     }
+    if let Some(p) = control_socket {
+        let _ = std::fs::remove_file(p);
+    }
+    let web = slot.lock().ok().and_then(|mut s| s.take());
+    if let Some(w) = web {
+        w.stop();
+    }
     handle.shutdown();
     let _ = join.join();
+    if let Ok(mut a) = audit.lock() {
+        let _ = a.flush();
+    }
     ExitCode::SUCCESS
+}
+
+/// Reads a new admin password from standard input and saves its hash as the web UI's
+/// password (console recovery: a lost or damaged `web.json` never reopens setup).
+fn set_password(saved: &std::path::Path) -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: reading the password from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    match web::set_password(&control::state_dir(saved), password) {
+        Ok(()) => {
+            println!("web UI password set; a running daemon picks it up at the next login");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

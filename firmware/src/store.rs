@@ -38,6 +38,21 @@ pub enum StoreError {
     },
 }
 
+/// Removes temporary files a killed save left in `dir` (`.NAME.tmp-PID`). Call only while
+/// no other process saves there (the daemon holds its lock).
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Atomically replaces `path` with `contents` (mode 0644 before umask).
 pub fn save_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
     save_atomic_mode(path, contents, 0o644)

@@ -84,7 +84,16 @@ impl Fixture {
                 let f = std::fs::File::open(&path).unwrap();
                 nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
                 // The owner thread inherits this thread's namespace.
-                daemon::spawn(Engine::open(&saved).expect("engine"), cfg)
+                daemon::spawn(
+                    Engine::open(&saved).expect("engine"),
+                    daemon::Start::Config(Box::new(cfg)),
+                    daemon::OwnerOptions {
+                        trial_secs,
+                        state_dir: Some(saved.parent().unwrap().to_path_buf()),
+                        notify: Box::new(|_| {}),
+                    },
+                )
+                .expect("owner thread")
             })
             .join()
             .unwrap()
@@ -103,6 +112,7 @@ impl Fixture {
                         p: 1,
                     },
                     trial_secs,
+                    audit: None,
                 },
             },
         )

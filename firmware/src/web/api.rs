@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -19,8 +19,7 @@ use crate::config::{
     self, Config, Forward, Ipv4Net, Issue, PortRange, Protocol, Report, Severity, Timestamp,
     Trigger,
 };
-use crate::daemon::{chain, Handle};
-use crate::engine::EngineError;
+use crate::daemon::{chain, Edit, EditError, Handle};
 use crate::store;
 
 /// The session cookie.
@@ -94,8 +93,12 @@ pub struct AppOptions {
     /// memory only (tests).
     pub state_dir: Option<PathBuf>,
     pub kdf: Cost,
-    /// Seconds a risky change stays on trial before it is rolled back.
+    /// Seconds a risky change stays on trial before it is rolled back (shown to users;
+    /// the daemon's owner enforces it).
     pub trial_secs: u64,
+    /// The audit log shared with the daemon's owner (which records rollbacks and
+    /// expiries in it); None opens `audit.json` in `state_dir`.
+    pub audit: Option<Arc<Mutex<Audit>>>,
 }
 
 impl Default for AppOptions {
@@ -104,6 +107,7 @@ impl Default for AppOptions {
             state_dir: None,
             kdf: Cost::DEFAULT,
             trial_secs: 60,
+            audit: None,
         }
     }
 }
@@ -127,7 +131,7 @@ pub struct App {
     daemon: Handle,
     opts: AppOptions,
     auth: Mutex<AuthState>,
-    audit: Mutex<Audit>,
+    audit: Arc<Mutex<Audit>>,
     hits: Mutex<Hits>,
 }
 
@@ -149,7 +153,11 @@ impl App {
             .and_then(|d| std::fs::read(d.join("web.json")).ok())
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let audit = Audit::open(opts.state_dir.as_ref().map(|d| d.join("audit.json")));
+        let audit = opts.audit.clone().unwrap_or_else(|| {
+            Arc::new(Mutex::new(Audit::open(
+                opts.state_dir.as_ref().map(|d| d.join("audit.json")),
+            )))
+        });
         App {
             daemon,
             opts,
@@ -157,7 +165,7 @@ impl App {
                 password: secrets.password,
                 ..AuthState::default()
             }),
-            audit: Mutex::new(audit),
+            audit,
             hits: Mutex::default(),
         }
     }
@@ -299,52 +307,80 @@ impl App {
             .map_err(|e| Response::error(503, &e.to_string()))
     }
 
-    /// Validates `cfg` like the CLI does and applies it (on trial when asked).
-    fn apply(
-        &self,
-        call: &Call<'_>,
-        cfg: Config,
-        trial: bool,
-        action: &str,
-        target: &str,
-    ) -> Response {
-        let report = config::validate(&cfg, call.now);
-        if report.has_errors() {
-            self.audit(call, action, target, false, "refused by validation");
-            return invalid(&report);
-        }
-        let r = if trial {
-            self.daemon.apply_trial(cfg, self.opts.trial_secs)
-        } else {
-            self.daemon.apply(cfg)
-        };
-        match r {
-            Err(gone) => Response::error(503, &gone.to_string()),
-            Ok(Err(EngineError::Invalid(report))) => {
-                self.audit(call, action, target, false, "refused by validation");
+    /// Sends one edit to the owner and answers with its outcome (and audits it).
+    fn edit(&self, call: &Call<'_>, edit: Edit) -> Response {
+        let (action, target) = edit.describe();
+        match self.daemon.edit(edit) {
+            Err(e) => Response::error(503, &e.to_string()),
+            Ok(Err(EditError::Invalid(report))) => {
+                self.audit(call, &action, &target, false, "refused by validation");
                 invalid(&report)
+            }
+            Ok(Err(EditError::NotFound { .. })) => {
+                Response::error(404, &format!("no such object: {target}"))
+            }
+            Ok(Err(e @ EditError::Exists { .. })) => {
+                // Named like a validation error of the new item's `name` field.
+                let list = if action.starts_with("trigger") {
+                    "triggers"
+                } else {
+                    "forwards"
+                };
+                let len = self.current().map_or(0, |c| {
+                    if list == "triggers" {
+                        c.triggers.len()
+                    } else {
+                        c.forwards.len()
+                    }
+                });
+                issue(&format!("{list}[{len}].name"), &e.to_string())
+            }
+            Ok(Err(EditError::Conflict {
+                what,
+                current,
+                etag,
+            })) => {
+                self.audit(call, &action, &target, false, "changed since read");
+                let mut r = Response::json(
+                    409,
+                    &json!({
+                        "error": format!("{what} changed since it was read; reload and try again"),
+                        "current": current,
+                        "etag": etag,
+                    }),
+                );
+                if let Some(t) = etag {
+                    r = r.header("ETag", &t);
+                }
+                r
             }
             Ok(Err(e)) => {
                 let msg = chain(&e);
-                self.audit(call, action, target, false, &msg);
+                self.audit(call, &action, &target, false, &msg);
                 Response::error(500, &msg)
             }
-            Ok(Ok(report)) => {
+            Ok(Ok(applied)) => {
+                let trial = applied.trial_secs;
                 self.audit(
                     call,
-                    action,
-                    target,
+                    &action,
+                    &target,
                     true,
-                    if trial { "on trial" } else { "" },
+                    if trial.is_some() { "on trial" } else { "" },
                 );
-                Response::json(
+                let mut r = Response::json(
                     200,
                     &json!({
                         "ok": true,
-                        "trial_secs": trial.then_some(self.opts.trial_secs),
-                        "warnings": report.issues,
+                        "trial_secs": trial,
+                        "warnings": applied.report.issues,
+                        "etag": applied.etag,
                     }),
-                )
+                );
+                if let Some(t) = &applied.etag {
+                    r = r.header("ETag", t);
+                }
+                r
             }
         }
     }
@@ -634,7 +670,7 @@ pub fn risk(ranges: &[PortRange], anyone: bool) -> Option<String> {
 fn status_or_error(app: &App, now: Timestamp) -> Result<crate::status::Status, Response> {
     match app.daemon.status() {
         Err(e) => Err(Response::error(503, &e.to_string())),
-        Ok(Err(e)) => Err(Response::error(500, &chain(&e))),
+        Ok(Err(e)) => Err(Response::error(500, &e)),
         Ok(Ok(s)) => {
             app.hits
                 .lock()
@@ -783,12 +819,6 @@ impl Kind {
             Kind::Trigger => "triggers",
         }
     }
-    fn noun(self) -> &'static str {
-        match self {
-            Kind::Forward => "forward",
-            Kind::Trigger => "trigger",
-        }
-    }
 }
 
 /// When an item does not even parse, finds the field at fault so the UI can mark it.
@@ -822,16 +852,6 @@ fn field_problem(m: &Map<String, Value>) -> Option<(String, String)> {
 
 /// Replaces the item at `index`, or appends it when `index` is one past the end (an
 /// add); returns its name.
-fn put_at<T>(list: &mut Vec<T>, index: usize, item: T, name: impl Fn(&T) -> String) -> String {
-    let n = name(&item);
-    if index == list.len() {
-        list.push(item);
-    } else {
-        list[index] = item;
-    }
-    n
-}
-
 /// Parses the body as a forward or trigger; errors name `forwards[i].FIELD`.
 fn parse_item<T: serde::de::DeserializeOwned>(
     call: &Call<'_>,
@@ -888,62 +908,65 @@ fn position(cfg: &Config, kind: Kind, name: &str) -> Option<usize> {
     }
 }
 
-/// Adds (`replace` None) or replaces an item, then validates and applies the whole config.
+/// The `If-Match` header, if sent.
+fn if_match(call: &Call<'_>) -> Option<String> {
+    call.req.header("If-Match").map(str::to_string)
+}
+
+/// Adds (`replace` None) or replaces an item, as one edit inside the owner.
 fn upsert(app: &App, call: &Call<'_>, kind: Kind, replace: Option<&str>) -> Response {
-    let mut cfg = match app.current() {
+    let cfg = match app.current() {
         Ok(c) => c,
         Err(r) => return r,
     };
+    // The index only names the field in error messages.
     let index = match replace {
         None => match kind {
             Kind::Forward => cfg.forwards.len(),
             Kind::Trigger => cfg.triggers.len(),
         },
-        Some(name) => match position(&cfg, kind, name) {
-            Some(i) => i,
-            None => return Response::error(404, &format!("no {} named {name}", kind.noun())),
-        },
+        Some(name) => position(&cfg, kind, name).unwrap_or(0),
     };
-    let name = match kind {
-        Kind::Forward => match parse_item::<Forward>(call, kind, index) {
-            Ok(f) => put_at(&mut cfg.forwards, index, f, |f| f.name.clone()),
+    let edit = match (kind, replace) {
+        (Kind::Forward, r) => match parse_item::<Forward>(call, kind, index) {
+            Ok(f) => match r {
+                None => Edit::AddForward(f),
+                Some(name) => Edit::ReplaceForward {
+                    name: name.to_string(),
+                    if_match: if_match(call),
+                    forward: f,
+                },
+            },
             Err(r) => return r,
         },
-        Kind::Trigger => match parse_item::<Trigger>(call, kind, index) {
-            Ok(t) => put_at(&mut cfg.triggers, index, t, |t| t.name.clone()),
+        (Kind::Trigger, r) => match parse_item::<Trigger>(call, kind, index) {
+            Ok(t) => match r {
+                None => Edit::AddTrigger(t),
+                Some(name) => Edit::ReplaceTrigger {
+                    name: name.to_string(),
+                    if_match: if_match(call),
+                    trigger: t,
+                },
+            },
             Err(r) => return r,
         },
     };
-    let action = format!(
-        "{}.{}",
-        kind.noun(),
-        if replace.is_some() { "edit" } else { "add" }
-    );
-    let target = match replace {
-        Some(old) if old != name => format!("{old} → {name}"),
-        _ => name,
-    };
-    app.apply(call, cfg, false, &action, &target)
+    app.edit(call, edit)
 }
 
 fn remove(app: &App, call: &Call<'_>, kind: Kind) -> Response {
-    let mut cfg = match app.current() {
-        Ok(c) => c,
-        Err(r) => return r,
+    let name = call.param.clone();
+    let edit = match kind {
+        Kind::Forward => Edit::DeleteForward {
+            name,
+            if_match: if_match(call),
+        },
+        Kind::Trigger => Edit::DeleteTrigger {
+            name,
+            if_match: if_match(call),
+        },
     };
-    let name = call.param.as_str();
-    let Some(i) = position(&cfg, kind, name) else {
-        return Response::error(404, &format!("no {} named {name}", kind.noun()));
-    };
-    match kind {
-        Kind::Forward => {
-            cfg.forwards.remove(i);
-        }
-        Kind::Trigger => {
-            cfg.triggers.remove(i);
-        }
-    }
-    app.apply(call, cfg, false, &format!("{}.delete", kind.noun()), name)
+    app.edit(call, edit)
 }
 
 fn forward_add(app: &App, call: &Call<'_>) -> Response {
@@ -979,11 +1002,6 @@ fn config_backup(app: &App, _call: &Call<'_>) -> Response {
     }
 }
 
-/// A change to these can cut the browser off, so it goes on trial.
-fn risky_change(old: &Config, new: &Config) -> bool {
-    old.lan != new.lan || old.management != new.management || old.wan != new.wan
-}
-
 fn config_restore(app: &App, call: &Call<'_>) -> Response {
     let text = String::from_utf8_lossy(&call.req.body);
     let cfg = match Config::parse(&text) {
@@ -999,12 +1017,7 @@ fn config_restore(app: &App, call: &Call<'_>) -> Response {
         }
         Err(e) => return issue("", &chain(&e)),
     };
-    let old = match app.current() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let trial = risky_change(&old, &cfg);
-    app.apply(call, cfg, trial, "config.restore", "")
+    app.edit(call, Edit::Restore(Box::new(cfg)))
 }
 
 fn settings_get(app: &App, _call: &Call<'_>) -> Response {
@@ -1033,14 +1046,17 @@ fn settings_put(app: &App, call: &Call<'_>) -> Response {
             return issue(&f, &msg);
         }
     };
-    let mut cfg = match app.current() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    cfg.lan = s.lan;
-    cfg.wan = s.wan;
-    cfg.management = s.management;
-    app.apply(call, cfg, true, "settings.change", "")
+    app.edit(
+        call,
+        Edit::Settings {
+            if_match: if_match(call),
+            settings: crate::daemon::Settings {
+                lan: s.lan,
+                wan: s.wan,
+                management: s.management,
+            },
+        },
+    )
 }
 
 fn trial_get(app: &App, _call: &Call<'_>) -> Response {

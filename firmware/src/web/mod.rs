@@ -141,6 +141,19 @@ impl Drop for Web {
     }
 }
 
+/// Sets the admin password (console recovery): hashes it and saves `web.json` in
+/// `state_dir`. A running daemon reads the file again at the next login attempt.
+pub fn set_password(state_dir: &std::path::Path, password: &str) -> Result<(), String> {
+    if let Some(why) = auth::password_problem(password) {
+        return Err(format!("password: {why}"));
+    }
+    let hash = auth::hash_password(password, auth::Cost::DEFAULT).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec_pretty(&serde_json::json!({ "password": hash }))
+        .map_err(|e| e.to_string())?;
+    crate::store::save_atomic_private(&state_dir.join("web.json"), &body)
+        .map_err(|e| crate::daemon::chain(&e))
+}
+
 /// Binds the listeners and starts serving.
 pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
     let mut listeners = Vec::new();

@@ -1,0 +1,461 @@
+//! The daemon: one thread owns the netlink socket, the config in force and the saved
+//! files; everyone else (the web API, the CLI over the control socket, signals) sends it
+//! small [`Command`]s with a reply channel and never writes anything themselves.
+//!
+//! Decisions (which config next, trial, rollback, expiry) are made by the pure [`core`];
+//! this shell installs what it proposes, saves it, and commits it only when the kernel
+//! took it. Whatever fails, the router never runs without its drop policy: a config that
+//! cannot be installed leaves the safe base ruleset in force ([`Health::SafeMode`]).
+
+pub mod control;
+pub mod core;
+pub mod edit;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use self::core::Health;
+use self::core::{Core, Event, Proposal, Trial, TrialChange};
+pub use self::edit::{etag, Applied, Edit, EditError, Kind, Settings};
+use crate::config::{Config, Timestamp};
+use crate::engine::{Engine, EngineError};
+use crate::facts;
+use crate::plan::HostFacts;
+use crate::status::{self, Status};
+use crate::store;
+
+/// How often host facts (the WAN address) are re-read when nothing else wakes the daemon.
+const FACTS_POLL: Duration = Duration::from_secs(5);
+
+/// How long a caller waits for the owner before giving up (a full apply of 10,000
+/// forwards takes about 0.4 s; this only trips if the owner is stuck).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// File (next to the saved config) holding a running trial, so a restart honours it.
+pub const TRIAL_FILE: &str = "trial.json";
+
+/// Requests to the owner thread.
+pub enum Command {
+    /// One change, applied as a transaction.
+    Edit {
+        edit: Edit,
+        reply: Sender<Result<Applied, EditError>>,
+    },
+    /// Config, status, trial and health read at one moment.
+    Snapshot { reply: Sender<Snapshot> },
+    /// Re-read the saved config from disk and install it.
+    Reload {
+        reply: Sender<Result<Applied, EditError>>,
+    },
+    /// Keep the settings on trial; replies whether a trial was running.
+    Confirm { reply: Sender<bool> },
+    /// Stop the owner thread (the ruleset stays installed).
+    Shutdown,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Edit { .. } => "Edit",
+            Command::Snapshot { .. } => "Snapshot",
+            Command::Reload { .. } => "Reload",
+            Command::Confirm { .. } => "Confirm",
+            Command::Shutdown => "Shutdown",
+        })
+    }
+}
+
+/// Everything a view needs, taken at one moment by the owner, so names and states can
+/// never be paired across two reads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Snapshot {
+    pub config: Config,
+    /// What the kernel holds, against the config; Err when the table could not be read.
+    pub status: Result<Status, String>,
+    pub trial: TrialInfo,
+    pub health: Health,
+    pub taken_at: Timestamp,
+}
+
+/// Why a call to the owner failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("the daemon's owner thread is not running")]
+    Gone,
+    #[error("the daemon did not answer within {} s", CALL_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+/// A cheap, cloneable way to talk to the owner thread.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: Sender<Command>,
+}
+
+impl Handle {
+    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, CallError> {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(make(tx)).map_err(|_| CallError::Gone)?;
+        rx.recv_timeout(CALL_TIMEOUT).map_err(|e| match e {
+            RecvTimeoutError::Timeout => CallError::Timeout,
+            RecvTimeoutError::Disconnected => CallError::Gone,
+        })
+    }
+
+    /// Applies one edit inside the owner.
+    pub fn edit(&self, edit: Edit) -> Result<Result<Applied, EditError>, CallError> {
+        self.call(|reply| Command::Edit { edit, reply })
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot, CallError> {
+        self.call(|reply| Command::Snapshot { reply })
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Result<Config, CallError> {
+        Ok(self.snapshot()?.config)
+    }
+
+    pub fn status(&self) -> Result<Result<Status, String>, CallError> {
+        Ok(self.snapshot()?.status)
+    }
+
+    pub fn trial(&self) -> Result<TrialInfo, CallError> {
+        Ok(self.snapshot()?.trial)
+    }
+
+    pub fn reload(&self) -> Result<Result<Applied, EditError>, CallError> {
+        self.call(|reply| Command::Reload { reply })
+    }
+
+    pub fn confirm(&self) -> Result<bool, CallError> {
+        self.call(|reply| Command::Confirm { reply })
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown);
+    }
+}
+
+/// State of the settings trial, as the UI sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TrialInfo {
+    /// Seconds left before unconfirmed settings are rolled back; None when no trial runs.
+    pub remaining_secs: Option<u64>,
+    /// When the last unconfirmed trial was rolled back.
+    pub rolled_back_at: Option<Timestamp>,
+}
+
+/// What the daemon starts from.
+#[derive(Debug)]
+pub enum Start {
+    /// The saved config parsed.
+    Config(Box<Config>),
+    /// The saved config is unusable (`reason`); `fallback` carries what could be salvaged
+    /// of it (at least interface names) so the safe base ruleset and the UI have a LAN.
+    Broken {
+        fallback: Box<Config>,
+        reason: String,
+    },
+}
+
+/// Called for each audit-worthy thing the owner does on its own (rollback, expiry,
+/// safe mode).
+pub type Notify = Box<dyn Fn(&Event) + Send>;
+
+/// How the owner runs.
+pub struct OwnerOptions {
+    /// Length of a settings trial, seconds.
+    pub trial_secs: u64,
+    /// Where the trial file lives (next to the saved config); None keeps trials in memory.
+    pub state_dir: Option<PathBuf>,
+    pub notify: Notify,
+}
+
+impl std::fmt::Debug for OwnerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerOptions")
+            .field("trial_secs", &self.trial_secs)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the owner thread.
+pub fn spawn(
+    engine: Engine,
+    start: Start,
+    opts: OwnerOptions,
+) -> std::io::Result<(Handle, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel();
+    let join = std::thread::Builder::new()
+        .name("portcullis-owner".into())
+        .spawn(move || Owner::new(engine, start, opts).run(&rx))?;
+    Ok((Handle { tx }, join))
+}
+
+struct Owner {
+    engine: Engine,
+    core: Core,
+    facts: HostFacts,
+    opts: OwnerOptions,
+    /// Set when the saved config must be installed at start (not in safe mode).
+    start_reason: Option<String>,
+}
+
+impl Owner {
+    fn new(engine: Engine, start: Start, opts: OwnerOptions) -> Owner {
+        let trial = opts
+            .state_dir
+            .as_ref()
+            .and_then(|d| load_trial(&d.join(TRIAL_FILE)));
+        let (config, start_reason) = match start {
+            Start::Config(c) => (*c, None),
+            Start::Broken { fallback, reason } => (*fallback, Some(reason)),
+        };
+        Owner {
+            engine,
+            core: Core::new(config, trial, Health::Ok),
+            facts: HostFacts::default(),
+            opts,
+            start_reason,
+        }
+    }
+
+    fn run(mut self, rx: &Receiver<Command>) {
+        self.start_up();
+        loop {
+            let now = Timestamp::now();
+            if let Some(p) = self.core.due(now) {
+                if let Err(e) = self.enact(p, now) {
+                    eprintln!("portcullis: {}", chain(&e));
+                }
+            }
+            self.refresh_facts(now);
+            let wait = match self.core.next_wake(now) {
+                Some(t) => Duration::from_secs(t.0.saturating_sub(now.0).max(1)).min(FACTS_POLL),
+                None => FACTS_POLL,
+            };
+            match rx.recv_timeout(wait) {
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(cmd) => self.handle(cmd),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Installs the start config, or the safe base ruleset if it is broken or refused.
+    fn start_up(&mut self) {
+        let now = Timestamp::now();
+        if let Ok(f) = facts::gather(&self.core.config.wan.interface) {
+            self.facts = f;
+        }
+        if let Some(reason) = self.start_reason.take() {
+            self.safe_mode(reason, now);
+            return;
+        }
+        match self.engine.install(&self.core.config, now) {
+            Ok(_) => {
+                eprintln!("portcullis: ruleset installed (start-up)");
+                self.core.health = Health::Ok;
+            }
+            Err(e) => self.safe_mode(
+                format!("the saved config was not installed: {}", chain(&e)),
+                now,
+            ),
+        }
+    }
+
+    /// Installs the safe base ruleset and says so everywhere.
+    fn safe_mode(&mut self, reason: String, now: Timestamp) {
+        eprintln!("portcullis: SAFE MODE: {reason}");
+        let how = match self.engine.install_safe(&self.core.config, now) {
+            Ok(()) => "safe base ruleset installed".to_string(),
+            Err(e) => format!("installing the safe base ruleset failed too: {}", chain(&e)),
+        };
+        eprintln!("portcullis: {how}");
+        (self.opts.notify)(&Event {
+            action: "daemon.safe_mode".into(),
+            target: String::new(),
+            ok: false,
+            detail: format!("{reason}; {how}"),
+        });
+        self.core.health = Health::SafeMode { reason };
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        let now = Timestamp::now();
+        match cmd {
+            Command::Edit { edit, reply } => {
+                let r = self
+                    .core
+                    .propose(edit, now, self.opts.trial_secs)
+                    .and_then(|p| self.enact(p, now));
+                let _ = reply.send(r);
+            }
+            Command::Reload { reply } => {
+                let r = match Config::load(self.engine.saved_path()) {
+                    Ok(cfg) => self
+                        .core
+                        .propose(Edit::Replace(Box::new(cfg)), now, self.opts.trial_secs)
+                        .and_then(|p| self.enact(p, now)),
+                    Err(e) => Err(EditError::Engine(EngineError::Load(e))),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot(now));
+            }
+            Command::Confirm { reply } => {
+                let had = self.core.confirm();
+                if had {
+                    self.save_trial();
+                    eprintln!("portcullis: trial settings confirmed");
+                }
+                let _ = reply.send(had);
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn snapshot(&mut self, now: Timestamp) -> Snapshot {
+        let status = crate::readback::kernel_view(self.engine.nft(), crate::plan::TABLE)
+            .map(|view| status::compute(&self.core.config, &view, now))
+            .map_err(|e| chain(&e));
+        Snapshot {
+            config: self.core.config.clone(),
+            status,
+            trial: TrialInfo {
+                remaining_secs: self
+                    .core
+                    .trial
+                    .as_ref()
+                    .map(|t| t.deadline.0.saturating_sub(now.0)),
+                rolled_back_at: self.core.rolled_back_at,
+            },
+            health: self.core.health.clone(),
+            taken_at: now,
+        }
+    }
+
+    /// Installs and saves a proposal, then makes it the state. A trial is saved before
+    /// the settings it guards take effect, so a crash in between still rolls them back.
+    fn enact(&mut self, p: Proposal, now: Timestamp) -> Result<Applied, EditError> {
+        if let TrialChange::Set(t) = &p.trial {
+            self.write_trial(Some(t));
+        }
+        let report = match self.engine.install(&p.config, now) {
+            Ok(r) => r,
+            Err(e) => {
+                // Put the trial file back to what is in force.
+                self.save_trial();
+                if let Some(ev) = &p.event {
+                    (self.opts.notify)(&Event {
+                        ok: false,
+                        detail: format!("{}: {}", ev.detail, chain(&e)),
+                        ..ev.clone()
+                    });
+                }
+                return Err(match e {
+                    EngineError::Invalid(r) => EditError::Invalid(r),
+                    other => EditError::Engine(other),
+                });
+            }
+        };
+        let saved = self.engine.save(&p.config);
+        // The kernel holds the new table now: the state must say so even if saving failed.
+        self.core.commit(&p, now);
+        self.save_trial();
+        if let Some(ev) = &p.event {
+            eprintln!("portcullis: {} {}: {}", ev.action, ev.target, ev.detail);
+            (self.opts.notify)(ev);
+        }
+        saved.map_err(EditError::Engine)?;
+        Ok(Applied {
+            report,
+            trial_secs: self
+                .core
+                .trial
+                .as_ref()
+                .map(|t| t.deadline.0.saturating_sub(now.0)),
+            etag: p.etag,
+        })
+    }
+
+    /// Writes the trial file to match the state in force.
+    fn save_trial(&self) {
+        self.write_trial(self.core.trial.as_ref());
+    }
+
+    fn write_trial(&self, t: Option<&Trial>) {
+        let Some(dir) = &self.opts.state_dir else {
+            return;
+        };
+        let path = dir.join(TRIAL_FILE);
+        let r = match t {
+            Some(t) => store::save_atomic(
+                &path,
+                serde_json::to_string(t).unwrap_or_default().as_bytes(),
+            )
+            .map_err(|e| chain(&e)),
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                _ => Ok(()),
+            },
+        };
+        if let Err(e) = r {
+            eprintln!("portcullis: saving the trial state {}: {e}", path.display());
+        }
+    }
+
+    fn refresh_facts(&mut self, now: Timestamp) {
+        let Ok(f) = facts::gather(&self.core.config.wan.interface) else {
+            return;
+        };
+        if f == self.facts {
+            return;
+        }
+        eprintln!(
+            "portcullis: WAN addresses now {:?}; re-planning",
+            f.wan_addrs
+        );
+        self.facts = f;
+        let r = match self.core.health {
+            Health::Ok => self.engine.install(&self.core.config, now).map(|_| ()),
+            Health::SafeMode { .. } => self.engine.install_safe(&self.core.config, now),
+        };
+        if let Err(e) = r {
+            eprintln!("portcullis: re-planning failed: {}", chain(&e));
+        }
+    }
+}
+
+/// Reads a saved trial. An unreadable one cannot say what to roll back to: it is logged
+/// and ignored (the settings in the saved config stay).
+fn load_trial(path: &std::path::Path) -> Option<Trial> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice::<Trial>(&bytes) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!(
+                "portcullis: {} is unreadable ({e}); it is ignored",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// An error with its whole cause chain, for logs.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,243 @@
+//! One owner of the config, and fail closed (issue 7, parts 2 and 3), with the real
+//! daemon in network namespaces: `apply` while `serve` runs goes through the daemon and
+//! nothing the daemon does later brings an older config back; a config that cannot be
+//! installed leaves the safe base ruleset in force and the daemon serving; a settings
+//! trial saved before a crash is rolled back after the restart.
+
+use std::time::Duration;
+
+use portcullis_e2e::cli::{Cli, Daemon};
+use portcullis_e2e::clients;
+use portcullis_e2e::netns;
+use portcullis_e2e::nft;
+use portcullis_e2e::poll;
+use portcullis_e2e::servers::{sa, Server};
+use portcullis_e2e::time::in_secs;
+use portcullis_e2e::{Config, Forward, Topology, LAN_HOST, ROUTER_WAN, WAN_HOST};
+
+/// Starts `serve` and waits until its control socket answers `status`.
+fn serve(cli: &Cli) -> Daemon {
+    let mut d = cli.serve();
+    let up = poll::until_true(Duration::from_secs(10), || {
+        cli.dir.join("control.sock").exists() && cli.status(false).code == Some(0)
+    });
+    assert!(up, "serve did not come up\n{}", d.logs());
+    assert!(d.running());
+    d
+}
+
+#[test]
+fn apply_while_serving_goes_through_the_daemon_and_nothing_brings_the_old_config_back() {
+    let t = Topology::new();
+    let cli = t.cli();
+    let _a = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    let _b = Server::tcp(&t.lan, sa(LAN_HOST, 81), "lan:81");
+    let (at, expiry) = in_secs(3);
+    let old = Config::new()
+        .forward(Forward::tcp("removed", "8080", LAN_HOST).to_port("80"))
+        .forward(
+            Forward::tcp("temp", "8082", LAN_HOST)
+                .to_port("81")
+                .expires_at(&at),
+        );
+    std::fs::write(&cli.saved, old.to_json()).unwrap();
+    let daemon = serve(&cli);
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_ok(),
+        "old forward open at first"
+    );
+
+    // The owner removes `removed` through the CLI while the daemon runs.
+    let new = Config::new()
+        .forward(Forward::tcp("kept", "8081", LAN_HOST).to_port("81"))
+        .forward(
+            Forward::tcp("temp", "8082", LAN_HOST)
+                .to_port("81")
+                .expires_at(&at),
+        );
+    let run = cli.apply_text("new.json", &new.to_json());
+    assert!(
+        run.stdout.contains("through the running daemon"),
+        "{}",
+        run.story()
+    );
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_err(),
+        "removed forward closed"
+    );
+
+    // A WAN address change makes the daemon re-plan: from its own, current config.
+    netns::ip(&[
+        "-n",
+        &t.router,
+        "addr",
+        "add",
+        "203.0.113.3/24",
+        "dev",
+        "wan0",
+    ]);
+    // Expiry of another forward makes the daemon save: the current config, not the old one.
+    let saved = poll::until(poll_left(expiry) + Duration::from_secs(6), || {
+        let s = std::fs::read_to_string(&cli.saved).ok()?;
+        (!s.contains("\"temp\"")).then_some(s)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "temp never expired from the saved config\n{}",
+            daemon.logs()
+        )
+    });
+    assert!(
+        saved.contains("\"kept\"") && !saved.contains("\"removed\""),
+        "{saved}"
+    );
+    // The re-plan after the address change happened (the log says so) and left it closed.
+    assert!(
+        poll::until_true(Duration::from_secs(8), || daemon
+            .logs()
+            .contains("re-planning")),
+        "{}",
+        daemon.logs()
+    );
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_err(),
+        "removed forward stays closed"
+    );
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8081)).is_ok(),
+        "kept forward answers"
+    );
+}
+
+fn poll_left(t: std::time::SystemTime) -> Duration {
+    t.duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
+}
+
+/// The safe base ruleset: our table with drop policies on input and forward, no forwards.
+#[track_caller]
+fn assert_safe_mode(t: &Topology, cli: &Cli, daemon: &mut Daemon) {
+    let listing = poll::until(Duration::from_secs(10), || nft::list_table(&t.router))
+        .unwrap_or_else(|| panic!("no table installed in safe mode\n{}", daemon.logs()));
+    assert!(
+        listing.contains("hook input priority filter; policy drop"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("hook forward priority filter; policy drop"),
+        "{listing}"
+    );
+    assert!(
+        daemon.running(),
+        "the daemon keeps serving\n{}",
+        daemon.logs()
+    );
+    let status = cli.status(false);
+    assert!(
+        status.stdout.contains("SAFE MODE"),
+        "status says so: {}",
+        status.story()
+    );
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_err(),
+        "nothing forwarded"
+    );
+}
+
+#[test]
+fn a_config_the_kernel_or_validation_refuses_leaves_the_safe_ruleset_and_the_daemon_running() {
+    let t = Topology::new();
+    let cli = t.cli();
+    let _a = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    netns::sysctl(&t.router, "net.ipv4.ip_forward", "1");
+    let mut cfg = Config::new().forward(Forward::tcp("web", "8080", LAN_HOST).to_port("80"));
+    cfg.lan_subnets = vec!["192.168.0.0/16".into(), "192.168.1.0/24".into()];
+    std::fs::write(&cli.saved, cfg.to_json()).unwrap();
+    let mut daemon = cli.serve();
+    assert_safe_mode(&t, &cli, &mut daemon);
+    // The WAN cannot reach a LAN host directly either (forward policy drop).
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(LAN_HOST, 80)).is_err(),
+        "WAN reaches the LAN"
+    );
+    // A good config through the daemon leaves safe mode.
+    let good = Config::new().forward(Forward::tcp("web", "8080", LAN_HOST).to_port("80"));
+    cli.apply_text("good.json", &good.to_json());
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_ok(),
+        "forward after the fix"
+    );
+    assert!(!cli.status(false).stdout.contains("SAFE MODE"));
+}
+
+#[test]
+fn an_unparseable_saved_config_leaves_the_safe_ruleset() {
+    let t = Topology::new();
+    let cli = t.cli();
+    std::fs::write(
+        &cli.saved,
+        r#"{"version":1,"lan":{"interface":"lan0","subnets":["192.168.1.0/24"]},"wan":{"interface":"wan0"},"forwards":[{"name":"x","protocol":"tcp","external_port":8080,"internal_host":"192.168.1.10","expires_at":"2030-01-01T00:00:00+0é00"}]}"#,
+    )
+    .unwrap();
+    let mut daemon = cli.serve();
+    assert_safe_mode(&t, &cli, &mut daemon);
+    assert!(daemon.logs().contains("SAFE MODE"), "{}", daemon.logs());
+}
+
+#[test]
+fn a_trial_saved_before_a_crash_is_rolled_back_after_the_restart() {
+    let t = Topology::new();
+    let cli = t.cli();
+    // The settings on trial: the UI moved to port 8088; before it, port 80.
+    let mut on_trial = Config::new();
+    on_trial.http_port = 8088;
+    std::fs::write(&cli.saved, on_trial.to_json()).unwrap();
+    let trial = r#"{"previous":{"lan":{"interface":"lan0","subnets":["192.168.1.0/24"]},"wan":{"interface":"wan0"},"management":{"http_port":80}},"deadline":"2020-01-01T00:00:00Z"}"#;
+    std::fs::write(cli.dir.join("trial.json"), trial).unwrap();
+    let daemon = serve(&cli);
+    let saved = poll::until(Duration::from_secs(10), || {
+        let s = std::fs::read_to_string(&cli.saved).ok()?;
+        s.contains("\"http_port\": 80\n").then_some(s)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the overdue trial was not rolled back: {}\n{}",
+            std::fs::read_to_string(&cli.saved).unwrap_or_default(),
+            daemon.logs()
+        )
+    });
+    assert!(!saved.contains("8088"));
+    assert!(
+        !cli.dir.join("trial.json").exists(),
+        "trial file removed after the rollback"
+    );
+    let audit = poll::until(Duration::from_secs(15), || {
+        let a = std::fs::read_to_string(cli.dir.join("audit.json")).ok()?;
+        a.contains("trial.rollback").then_some(a)
+    });
+    assert!(
+        audit.is_some(),
+        "the audit log records the rollback\n{}",
+        daemon.logs()
+    );
+}
+
+#[test]
+fn every_command_answers_help_and_a_second_daemon_is_refused() {
+    let t = Topology::new();
+    let cli = t.cli();
+    for cmd in ["check", "plan", "apply", "status", "serve", "set-password"] {
+        let r = cli.run(&[cmd, "--help"]);
+        assert_eq!(r.code, Some(0), "{cmd} --help: {}", r.story());
+        assert!(r.stdout.contains("usage:"), "{cmd} --help: {}", r.story());
+    }
+    std::fs::write(&cli.saved, Config::new().to_json()).unwrap();
+    let _daemon = serve(&cli);
+    let second = cli.run(&["serve"]);
+    assert_eq!(second.code, Some(1), "{}", second.story());
+    assert!(
+        second.stderr.contains("another portcullis daemon"),
+        "{}",
+        second.story()
+    );
+}

@@ -241,3 +241,38 @@ fn every_command_answers_help_and_a_second_daemon_is_refused() {
         second.story()
     );
 }
+
+#[test]
+fn the_daemon_cleans_up_temporaries_at_start_and_its_sockets_at_exit() {
+    let t = Topology::new();
+    let cli = t.cli();
+    std::fs::write(&cli.saved, Config::new().to_json()).unwrap();
+    // What a save killed half-way leaves behind.
+    let leftover = cli.dir.join(".saved.json.tmp-99999");
+    std::fs::write(&leftover, "{").unwrap();
+    let mut daemon = serve(&cli);
+    assert!(
+        !leftover.exists(),
+        "the stale temporary file was removed at start"
+    );
+    let sockets = || -> Vec<String> {
+        std::fs::read_dir(&cli.dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sock"))
+            .collect()
+    };
+    // The web UI socket appears once the UI runs on the LAN address.
+    assert!(
+        poll::until_true(Duration::from_secs(10), || sockets().len() >= 2),
+        "control and web sockets: {:?}\n{}",
+        sockets(),
+        daemon.logs()
+    );
+    let code = daemon
+        .stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, Some(0), "{}", daemon.logs());
+    assert_eq!(sockets(), Vec::<String>::new(), "sockets left after exit");
+}

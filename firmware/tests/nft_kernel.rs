@@ -8,10 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
-use portcullis::nft::example::{example_ruleset, shared_ruleset};
 use portcullis::nft::{Nft, NftError, TableState};
 use portcullis::render::render;
+use portcullis::ruleset;
 use portcullis::ruleset::*;
+
+#[path = "fixtures/example.rs"]
+#[allow(dead_code)] // not every fixture is used by every test crate
+mod example;
+use example::{edge_ruleset, example_ruleset, shared_ruleset};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -234,7 +239,7 @@ fn forwards_ruleset(n: usize) -> Ruleset {
 
 #[test]
 fn edge_cases_list_exactly_like_nft() {
-    let rs = portcullis::nft::example::edge_ruleset("edge");
+    let rs = edge_ruleset("edge");
     let (ours, theirs) = (Netns::new(), Netns::new());
     ours.nft().apply(&rs).expect("apply");
     theirs.nft_load(&render(&rs));

@@ -2,7 +2,7 @@
 //!
 //! Reference bytes were captured once with `testdata/capture.sh` (nft under strace in a
 //! throwaway network namespace), from `testdata/*.nft`, which is `crate::render` output of
-//! the fixtures in `example.rs`. To reproduce after changing a fixture:
+//! the fixtures in `firmware/tests/fixtures/example.rs`. To reproduce after changing a fixture:
 //!
 //! ```text
 //! cargo test -p portcullis --lib nft::golden::print_texts -- --ignored --nocapture

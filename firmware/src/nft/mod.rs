@@ -65,7 +65,9 @@ pub use error::NftError;
 pub use expr::{Expr, Reject};
 pub use socket::{ApplyReport, Nft};
 pub use state::{ChainState, CounterState, ElementState, SetState, TableState};
-#[doc(hidden)]
-pub mod example;
+/// Test fixtures, shared with the kernel tests; not part of the shipped library.
+#[cfg(test)]
+#[path = "../../tests/fixtures/example.rs"]
+pub(crate) mod example;
 #[cfg(test)]
 mod golden;

@@ -58,6 +58,10 @@ pub struct SetDelta {
     pub set: String,
     /// The set has `flags interval` (elements are encoded as the kernel holds them).
     pub interval: bool,
+    /// The set's position in the ruleset, from 1: `nft` sends it with added elements as
+    /// `NFTA_SET_ELEM_LIST_SET_ID` (the kernel finds the set by name; the id would only
+    /// name a set created in the same batch), and so do we, to stay byte-identical.
+    pub set_id: u32,
     /// Elements to delete, as installed.
     pub delete: Vec<Element>,
     /// Elements to add, as wanted: timeouts count from the wanted ruleset's planning time.
@@ -162,7 +166,7 @@ pub fn diff(installed: Planned<'_>, wanted: Planned<'_>) -> Result<Delta, ShapeC
     };
     // Counters referenced by installed elements that expired and are left to the kernel.
     let mut still_referenced: HashSet<&str> = HashSet::new();
-    for (a, b) in old.sets.iter().zip(&new.sets) {
+    for (i, (a, b)) in old.sets.iter().zip(&new.sets).enumerate() {
         if a.flags.constant || state.contains(a.name.as_str()) {
             continue;
         }
@@ -173,6 +177,7 @@ pub fn diff(installed: Planned<'_>, wanted: Planned<'_>) -> Result<Delta, ShapeC
         let mut sd = SetDelta {
             set: b.name.clone(),
             interval: b.flags.interval,
+            set_id: u32::try_from(i + 1).unwrap_or(u32::MAX),
             delete: Vec::new(),
             add: added.into_iter().map(|i| b.elements[i].clone()).collect(),
         };

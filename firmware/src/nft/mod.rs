@@ -65,6 +65,8 @@ pub use error::NftError;
 pub use expr::{Expr, Reject};
 pub use socket::{ApplyReport, Nft};
 pub use state::{ChainState, CounterState, ElementState, SetState, TableState};
+#[cfg(test)]
+mod delta_golden;
 /// Test fixtures, shared with the kernel tests; not part of the shipped library.
 #[cfg(test)]
 #[path = "../../tests/fixtures/example.rs"]

@@ -60,10 +60,13 @@ mod uapi;
 mod values;
 mod wire;
 
-pub use batch::{encode_add_elements, encode_apply_batch, encode_delete_elements, Batch, Object};
+pub use batch::{
+    encode_add_elements, encode_apply_batch, encode_delete_elements, encode_delta_batch, Batch,
+    Object,
+};
 pub use error::NftError;
 pub use expr::{Expr, Reject};
-pub use socket::{ApplyReport, Nft};
+pub use socket::{ApplyReport, DeltaOutcome, DeltaReport, Nft};
 pub use state::{ChainState, CounterState, ElementState, SetState, TableState};
 #[cfg(test)]
 mod delta_golden;

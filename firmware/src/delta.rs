@@ -32,6 +32,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use crate::config::Timestamp;
@@ -171,15 +172,32 @@ pub fn diff(installed: Planned<'_>, wanted: Planned<'_>) -> Result<Delta, ShapeC
             continue;
         }
         let (old_ids, new_ids) = (ids(a, installed.at), ids(b, wanted.at));
-        let gone = missing_from(&old_ids, &new_ids);
-        let added = missing_from(&new_ids, &old_ids);
+        // The planner's element order is stable: a change is usually a short run in the
+        // middle. Equal heads and tails are skipped by position before hashing the rest.
+        let head = old_ids
+            .iter()
+            .zip(&new_ids)
+            .take_while(|(x, y)| x == y)
+            .count();
+        let tail = old_ids[head..]
+            .iter()
+            .rev()
+            .zip(new_ids[head..].iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        let (old_mid, new_mid) = (
+            &old_ids[head..old_ids.len() - tail],
+            &new_ids[head..new_ids.len() - tail],
+        );
+        let gone = missing_from(old_mid, new_mid).into_iter().map(|i| i + head);
+        let added = missing_from(new_mid, old_mid).into_iter().map(|i| i + head);
         let now = Duration::from_secs(wanted.at.0);
         let mut sd = SetDelta {
             set: b.name.clone(),
             interval: b.flags.interval,
             set_id: u32::try_from(i + 1).unwrap_or(u32::MAX),
             delete: Vec::new(),
-            add: added.into_iter().map(|i| b.elements[i].clone()).collect(),
+            add: added.map(|i| b.elements[i].clone()).collect(),
         };
         for i in gone {
             let e = &a.elements[i];
@@ -324,14 +342,49 @@ fn missing_from(a: &[Id<'_>], b: &[Id<'_>]) -> Vec<usize> {
     out
 }
 
-/// What makes two elements the same kernel element: key (as inclusive spans per field, so
-/// `8080` and `8080-8080` are one), data, and absolute expiry.
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// What makes two elements the same kernel element: key (compared as inclusive spans per
+/// field, so `8080` and `8080-8080` are one), data, and absolute expiry. Borrows from the
+/// element: diffing allocates nothing per element.
+#[derive(Debug)]
 struct Id<'a> {
-    key: Vec<(Value, Value)>,
+    key: &'a ElemKey,
     data: Option<DataId<'a>>,
     /// Since the Unix epoch; `None` for elements without a timeout.
     expiry: Option<Duration>,
+}
+
+/// A key as inclusive `(low, high)` spans, one per concatenated field.
+fn spans(k: &ElemKey) -> impl Iterator<Item = (Value, Value)> + '_ {
+    let (single, range, concat) = match k {
+        ElemKey::Single(v) => (v.as_slice(), None, &[][..]),
+        ElemKey::Range(a, b) => (&[][..], Some((*a, *b)), &[][..]),
+        ElemKey::ConcatRange(p) => (&[][..], None, p.as_slice()),
+    };
+    single
+        .iter()
+        .map(|x| (*x, *x))
+        .chain(range)
+        .chain(concat.iter().copied())
+}
+
+impl PartialEq for Id<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.expiry == other.expiry
+            && self.data == other.data
+            && spans(self.key).eq(spans(other.key))
+    }
+}
+
+impl Eq for Id<'_> {}
+
+impl Hash for Id<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        for s in spans(self.key) {
+            s.hash(h);
+        }
+        self.data.hash(h);
+        self.expiry.hash(h);
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -344,11 +397,6 @@ enum DataId<'a> {
 
 impl<'a> Id<'a> {
     fn of(e: &'a Element, planned_at: Duration) -> Self {
-        let key = match &e.key {
-            ElemKey::Single(v) => v.iter().map(|x| (*x, *x)).collect(),
-            ElemKey::Range(a, b) => vec![(*a, *b)],
-            ElemKey::ConcatRange(p) => p.clone(),
-        };
         let data = e.data.as_ref().map(|d| match d {
             ElemData::Verdict(v) => match v {
                 Verdict::Accept => DataId::Verdict(0, None),
@@ -361,7 +409,7 @@ impl<'a> Id<'a> {
             ElemData::Counter(c) => DataId::Counter(c),
         });
         Id {
-            key,
+            key: &e.key,
             data,
             expiry: e.timeout.map(|t| planned_at.saturating_add(t)),
         }

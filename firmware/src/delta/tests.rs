@@ -44,13 +44,13 @@ fn diff_at(a: &Ruleset, at_a: Timestamp, b: &Ruleset, at_b: Timestamp) -> Delta 
 /// i.e. with absolute expiries; state sets skipped).
 fn assert_delta_reaches(installed: Planned<'_>, wanted: Planned<'_>, d: &Delta) {
     let state = state_sets(wanted.ruleset);
+    let show = |e: &Element, at: Timestamp| {
+        let id = Id::of(e, Duration::from_secs(at.0));
+        let key: Vec<_> = spans(id.key).collect();
+        format!("{key:?} {:?} {:?}", id.data, id.expiry)
+    };
     let ids = |p: Planned<'_>, s: &Set| -> Vec<String> {
-        let at = Duration::from_secs(p.at.0);
-        let mut v: Vec<String> = s
-            .elements
-            .iter()
-            .map(|e| format!("{:?}", Id::of(e, at)))
-            .collect();
+        let mut v: Vec<String> = s.elements.iter().map(|e| show(e, p.at)).collect();
         v.sort();
         v
     };
@@ -61,12 +61,12 @@ fn assert_delta_reaches(installed: Planned<'_>, wanted: Planned<'_>, d: &Delta) 
         let mut have = ids(installed, a);
         if let Some(sd) = d.sets.iter().find(|s| s.set == a.name) {
             for e in &sd.delete {
-                let id = format!("{:?}", Id::of(e, Duration::from_secs(installed.at.0)));
+                let id = show(e, installed.at);
                 let i = have.iter().position(|x| *x == id).expect("deleted exists");
                 have.remove(i);
             }
             for e in &sd.add {
-                have.push(format!("{:?}", Id::of(e, Duration::from_secs(wanted.at.0))));
+                have.push(show(e, wanted.at));
             }
             have.sort();
         }
@@ -434,4 +434,27 @@ fn a_delta_works_on_any_ruleset_not_just_the_planners() {
         ]
     );
     assert_delta_reaches(Planned::new(&a, NOW), Planned::new(&b, NOW), &d);
+}
+
+#[test]
+fn element_order_does_not_matter() {
+    let a = plan(&example(), &facts(), NOW);
+    let mut b = a.clone();
+    for s in &mut b.sets {
+        s.elements.reverse();
+        let n = s.elements.len();
+        s.elements.rotate_left(1.min(n));
+    }
+    assert!(diff_at(&a, NOW, &b, NOW).is_empty());
+    // A change at either end of a set is found as well as one in the middle.
+    let allow = b
+        .sets
+        .iter_mut()
+        .find(|s| s.name == "allow_tcp")
+        .expect("allow_tcp");
+    let first = allow.elements.remove(0);
+    let last = allow.elements.pop().expect("elements");
+    let d = diff_at(&a, NOW, &b, NOW);
+    assert_eq!(d.sets.len(), 1);
+    assert_eq!(d.sets[0].delete, vec![first, last]);
 }

@@ -21,6 +21,8 @@
 //!   (expression attributes), `batch` (objects, interval elements — rbtree start/end
 //!   markers, or `KEY`/`KEY_END` pairs for concatenated interval keys — counter object
 //!   maps, set userdata).
+//!   [`encode_delta_batch`] turns a [`Delta`](crate::delta::Delta) (element and counter
+//!   changes between two rulesets of the same shape) into one batch on the existing table.
 //! * IO — [`Nft`] owns a `NETLINK_NETFILTER` socket, sends a batch in one `sendmsg`, checks
 //!   one ack per message, then reads the table back to verify it; `state` decodes dumps
 //!   into [`TableState`] for status.
@@ -40,6 +42,16 @@
 //! whose message failed ([`NftError::Rejected`]). After commit the table is read back
 //! (chains and rule counts, sets, counters, element counts of filled non-dynamic sets;
 //! elements are counted in the dump, not decoded).
+//!
+//! # Incremental updates
+//!
+//! [`Nft::apply_delta`] changes the installed table without replacing it when only set
+//! elements and counter objects differ (see [`crate::delta`]): one transaction of counter
+//! additions, element deletions, element additions and counter deletions. Counter values
+//! and what the datapath put in dynamic sets (rate-limit meters, trigger holders) stay;
+//! a shape change is reported ([`DeltaOutcome::NeedsFullApply`]) and nothing is sent.
+//! Deleted interval elements are named exactly as the kernel holds them (start and end
+//! marker, or `KEY`/`KEY_END`), as `nft delete element` names them.
 //!
 //! # Performance
 //!

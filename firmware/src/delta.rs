@@ -171,44 +171,13 @@ pub fn diff(installed: Planned<'_>, wanted: Planned<'_>) -> Result<Delta, ShapeC
         if a.flags.constant || state.contains(a.name.as_str()) {
             continue;
         }
-        let (old_ids, new_ids) = (ids(a, installed.at), ids(b, wanted.at));
-        // The planner's element order is stable: a change is usually a short run in the
-        // middle. Equal heads and tails are skipped by position before hashing the rest.
-        let head = old_ids
-            .iter()
-            .zip(&new_ids)
-            .take_while(|(x, y)| x == y)
-            .count();
-        let tail = old_ids[head..]
-            .iter()
-            .rev()
-            .zip(new_ids[head..].iter().rev())
-            .take_while(|(x, y)| x == y)
-            .count();
-        let (old_mid, new_mid) = (
-            &old_ids[head..old_ids.len() - tail],
-            &new_ids[head..new_ids.len() - tail],
+        let set_id = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let sd = set_delta(
+            set_id,
+            (a, installed.at),
+            (b, wanted.at),
+            &mut still_referenced,
         );
-        let gone = missing_from(old_mid, new_mid).into_iter().map(|i| i + head);
-        let added = missing_from(new_mid, old_mid).into_iter().map(|i| i + head);
-        let now = Duration::from_secs(wanted.at.0);
-        let mut sd = SetDelta {
-            set: b.name.clone(),
-            interval: b.flags.interval,
-            set_id: u32::try_from(i + 1).unwrap_or(u32::MAX),
-            delete: Vec::new(),
-            add: added.map(|i| b.elements[i].clone()).collect(),
-        };
-        for i in gone {
-            let e = &a.elements[i];
-            if old_ids[i].expiry.is_some_and(|x| x <= now) {
-                if let Some(ElemData::Counter(c)) = &e.data {
-                    still_referenced.insert(c);
-                }
-                continue;
-            }
-            sd.delete.push(e.clone());
-        }
         if !sd.add.is_empty() || !sd.delete.is_empty() {
             delta.sets.push(sd);
         }
@@ -236,6 +205,58 @@ pub fn diff(installed: Planned<'_>, wanted: Planned<'_>) -> Result<Delta, ShapeC
         }
     }
     Ok(delta)
+}
+
+/// The element changes from `a` (planned at `a_at`) to `b` (planned at `b_at`), skipping
+/// installed elements that expired by `b_at`; the counters those refer to are added to
+/// `still_referenced`.
+fn set_delta<'a>(
+    set_id: u32,
+    (a, a_at): (&'a Set, Timestamp),
+    (b, b_at): (&Set, Timestamp),
+    still_referenced: &mut HashSet<&'a str>,
+) -> SetDelta {
+    let (old_ids, new_ids) = (ids(a, a_at), ids(b, b_at));
+    // The planner's element order is stable: a change is usually a short run in the
+    // middle. Equal heads and tails are skipped by position before hashing the rest.
+    let head = old_ids
+        .iter()
+        .zip(&new_ids)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let tail = old_ids[head..]
+        .iter()
+        .rev()
+        .zip(new_ids[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (old_mid, new_mid) = (
+        &old_ids[head..old_ids.len() - tail],
+        &new_ids[head..new_ids.len() - tail],
+    );
+    let now = Duration::from_secs(b_at.0);
+    let mut delete = Vec::new();
+    for i in missing_from(old_mid, new_mid).into_iter().map(|i| i + head) {
+        let e = &a.elements[i];
+        if old_ids[i].expiry.is_some_and(|x| x <= now) {
+            if let Some(ElemData::Counter(c)) = &e.data {
+                still_referenced.insert(c);
+            }
+            continue;
+        }
+        delete.push(e.clone());
+    }
+    let add = missing_from(new_mid, old_mid)
+        .into_iter()
+        .map(|i| b.elements[i + head].clone())
+        .collect();
+    SetDelta {
+        set: b.name.clone(),
+        interval: b.flags.interval,
+        set_id,
+        delete,
+        add,
+    }
 }
 
 /// The name of an item that differs between two lists, if any: first one that only one

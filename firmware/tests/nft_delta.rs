@@ -356,6 +356,45 @@ fn an_expired_forward_needs_no_deletion_and_its_counter_waits() {
     assert!(counter(&mut nft, "fwd_brief").is_some());
 }
 
+#[test]
+fn adjacent_and_open_ended_intervals_are_deleted_and_added_exactly() {
+    // Interval maps hold a start element and an end marker per range; adjacent ranges put
+    // an end marker and a start on the same key, and a range up to 65535 has no end
+    // marker. Deleting one range must take exactly its own two (or one) elements.
+    let now = Timestamp::now();
+    let range = |name: &str, first: u32, last: u32, host: u8| {
+        let mut f = plain_forward(name, 1, [192, 168, 1, host]);
+        f.external_port = PortRange { first, last };
+        f
+    };
+    let mut cfg = example();
+    cfg.forwards.push(range("r1", 31000, 31009, 50));
+    cfg.forwards.push(range("r2", 31010, 31019, 51));
+    cfg.forwards.push(range("top", 65530, 65535, 52));
+    let a = plan::plan(&cfg, &facts(), now);
+    let mut next = cfg.clone();
+    next.forwards.retain(|f| f.name != "r1" && f.name != "top");
+    if let Some(r2) = next.forwards.iter_mut().find(|f| f.name == "r2") {
+        r2.internal_host = Ipv4Addr::new(192, 168, 1, 53);
+    }
+    let b = plan::plan(&next, &facts(), now);
+
+    let ns = Netns::new();
+    let mut nft = ns.nft();
+    nft.apply(&a).expect("full apply");
+    applied(nft.apply_delta(Planned::new(&a, now), Planned::new(&b, now)));
+    let fresh = Netns::new();
+    fresh.nft().apply(&b).expect("fresh full apply");
+    assert_same_listing(&normalized_json(&ns, &b), &normalized_json(&fresh, &b));
+
+    // And back: the ranges are added next to r2 and up to the end of the port space.
+    applied(nft.apply_delta(Planned::new(&b, now), Planned::new(&a, now)));
+    let fresh = Netns::new();
+    fresh.nft().apply(&a).expect("fresh full apply");
+    assert_same_listing(&normalized_json(&ns, &a), &normalized_json(&fresh, &a));
+    assert!(ns.list(TABLE).contains("65530-65535"));
+}
+
 /// `cargo test --release -p portcullis --test nft_delta -- --ignored --nocapture`: apply
 /// time of adding and removing one forward on a table of 1,000 forwards, as a delta and
 /// as a full re-apply. Prints medians; asserts nothing about time.

@@ -396,16 +396,25 @@ fn adjacent_and_open_ended_intervals_are_deleted_and_added_exactly() {
 }
 
 /// `cargo test --release -p portcullis --test nft_delta -- --ignored --nocapture`: apply
-/// time of adding and removing one forward on a table of 1,000 forwards, as a delta and
-/// as a full re-apply. Prints medians; asserts nothing about time.
+/// time of one forward added and removed again on a table of 1,000 (and 10,000) forwards,
+/// at the end of the config and in its middle, as a delta and as a full re-apply. Prints
+/// medians; asserts nothing about time.
 #[test]
 #[ignore = "measurement; prints timings"]
-fn measure_delta_against_full_apply_with_1000_forwards() {
-    const RUNS: usize = 21;
+fn measure_delta_against_full_apply() {
+    println!("| forwards | change | delta (ms) | diff alone (ms) | messages | full apply (ms) | read back + full apply (ms) |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
+    for n in [1000, 10_000] {
+        measure(n);
+    }
+}
+
+fn measure(n: u16) {
+    let runs = if n > 1000 { 7 } else { 21 };
     let now = Timestamp::now();
     let mut cfg = example();
     cfg.lan.subnets = vec!["10.0.0.0/16".parse().expect("prefix")];
-    cfg.forwards = (0..1000u16)
+    cfg.forwards = (0..n)
         .map(|i| {
             let [hi, lo] = (i + 2).to_be_bytes();
             plain_forward(&format!("f{i}"), 20_000 + i, [10, 0, hi, lo])
@@ -415,54 +424,59 @@ fn measure_delta_against_full_apply_with_1000_forwards() {
     let mut more = cfg.clone();
     more.forwards
         .push(plain_forward("extra", 40_000, [10, 0, 9, 9]));
-    let plus = plan::plan(&more, &facts(), now);
+    let mut less = cfg.clone();
+    less.forwards.remove(usize::from(n / 2));
     let ns = Netns::new();
     let mut nft = ns.nft();
-    nft.apply(&base).expect("full apply");
     let median = |mut v: Vec<Duration>| {
         v.sort();
-        v[v.len() / 2]
+        v[v.len() / 2].as_secs_f64() * 1e3
     };
-    let (mut full, mut delta, mut diff_only) = (Vec::new(), Vec::new(), Vec::new());
-    let mut msgs = 0;
-    for i in 0..RUNS {
-        let (from, to) = if i % 2 == 0 {
-            (&base, &plus)
-        } else {
-            (&plus, &base)
-        };
-        let t = Instant::now();
-        let d = portcullis::delta::diff(Planned::new(from, now), Planned::new(to, now))
-            .expect("same shape");
-        diff_only.push(t.elapsed());
-        let t = Instant::now();
-        let r = applied(nft.apply_delta(Planned::new(from, now), Planned::new(to, now)));
-        delta.push(t.elapsed());
-        msgs = r.messages;
-        assert!(!d.is_empty());
+    for (what, other) in [
+        ("one added at the end, removed again", more),
+        ("one in the middle removed, added again", less),
+    ] {
+        let other = plan::plan(&other, &facts(), now);
+        nft.apply(&base).expect("full apply");
+        let (mut full, mut engine, mut delta, mut diff_only) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut msgs = 0;
+        for i in 0..runs {
+            let (from, to) = if i % 2 == 0 {
+                (&base, &other)
+            } else {
+                (&other, &base)
+            };
+            let t = Instant::now();
+            let d = portcullis::delta::diff(Planned::new(from, now), Planned::new(to, now))
+                .expect("same shape");
+            diff_only.push(t.elapsed());
+            assert!(!d.is_empty());
+            let t = Instant::now();
+            let r = applied(nft.apply_delta(Planned::new(from, now), Planned::new(to, now)));
+            delta.push(t.elapsed());
+            msgs = r.messages;
+        }
+        for i in 0..runs {
+            let to: &Ruleset = if i % 2 == 0 { &other } else { &base };
+            let t = Instant::now();
+            nft.apply(to).expect("full apply");
+            full.push(t.elapsed());
+        }
+        // As the engine replaces the table today: counters and trigger hosts read first.
+        for i in 0..runs {
+            let to: &Ruleset = if i % 2 == 0 { &other } else { &base };
+            let t = Instant::now();
+            portcullis::readback::kernel_view(&mut nft, TABLE).expect("read back");
+            nft.apply(to).expect("full apply");
+            engine.push(t.elapsed());
+        }
+        println!(
+            "| {n} | {what} | {:.2} | {:.2} | {msgs} | {:.1} | {:.1} |",
+            median(delta),
+            median(diff_only),
+            median(full),
+            median(engine),
+        );
     }
-    let mut engine_full = Vec::new();
-    for i in 0..RUNS {
-        let to: &Ruleset = if i % 2 == 0 { &plus } else { &base };
-        let t = Instant::now();
-        nft.apply(to).expect("full apply");
-        full.push(t.elapsed());
-    }
-    // As the engine replaces the table today: read counters and trigger hosts back first.
-    for i in 0..RUNS {
-        let to: &Ruleset = if i % 2 == 0 { &plus } else { &base };
-        let t = Instant::now();
-        portcullis::readback::kernel_view(&mut nft, TABLE).expect("read back");
-        nft.apply(to).expect("full apply");
-        engine_full.push(t.elapsed());
-    }
-    println!(
-        "1000 forwards, add/remove one forward (median of {RUNS}): delta {:.2} ms \
-         ({msgs} messages; diff alone {:.2} ms), full re-apply {:.2} ms, \
-         read back + full re-apply (the engine today) {:.2} ms",
-        median(delta).as_secs_f64() * 1e3,
-        median(diff_only).as_secs_f64() * 1e3,
-        median(full).as_secs_f64() * 1e3,
-        median(engine_full).as_secs_f64() * 1e3,
-    );
 }

@@ -307,10 +307,12 @@ impl Nft {
     /// was planned.
     ///
     /// Returns [`DeltaOutcome::NeedsFullApply`] without sending anything when the shape
-    /// differs. On `Err` the kernel refused the batch and the table is as it was (the
-    /// error names the refused object); in particular the kernel refuses (ENOENT) to
-    /// delete an element it no longer holds, e.g. one that expired between planning and
-    /// sending. Falling back to [`Nft::apply`] is always correct.
+    /// differs. On [`NftError::Rejected`] the kernel refused the batch and the table is as
+    /// it was (the error names the refused object); in particular the kernel refuses
+    /// (ENOENT) to delete an element it no longer holds, e.g. one that expired between
+    /// planning and sending, or one removed behind our back. After any other error it is
+    /// unknown whether the batch committed. Either way, falling back to [`Nft::apply`] is
+    /// always correct.
     pub fn apply_delta(
         &mut self,
         installed: Planned<'_>,

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod delta;
 pub mod engine;
 pub mod facts;
 pub mod nft;

@@ -18,6 +18,7 @@ use super::values::{
     millis, num_bytes, put_values, types_id, types_len, u32_sat, udata_byteorder, value_num,
 };
 use super::wire::{Mark, MsgBuf};
+use crate::delta::Delta;
 use crate::render::render_rule;
 use crate::ruleset::{
     BaseChain, Chain, ChainType, ElemData, ElemKey, Element, Hook, Policy, Ruleset, Set, SetData,
@@ -34,6 +35,7 @@ pub enum Object<'a> {
     Table(&'a str),
     DeleteTable(&'a str),
     Counter(&'a str),
+    DeleteCounter(&'a str),
     Chain(&'a str),
     Set(&'a Set),
     Elements {
@@ -54,6 +56,7 @@ impl Object<'_> {
             Object::Table(t) => format!("table inet {t}"),
             Object::DeleteTable(t) => format!("deletion of table inet {t}"),
             Object::Counter(c) => format!("counter {c}"),
+            Object::DeleteCounter(c) => format!("deletion of counter {c}"),
             Object::Chain(c) => format!("chain {c}"),
             Object::Set(s) => format!(
                 "{} {}",
@@ -212,6 +215,17 @@ impl<'a> Builder<'a> {
         let d = self.b.nest(NFTA_OBJ_DATA);
         self.b.put_u64(NFTA_COUNTER_BYTES, bytes);
         self.b.put_u64(NFTA_COUNTER_PACKETS, packets);
+        self.b.end_nest(d);
+        self.b.end(m);
+    }
+
+    pub fn del_counter(&mut self, table: &'a str, name: &'a str) {
+        let m = self.begin(NFT_MSG_DELOBJ, NLM_F_REQUEST, Object::DeleteCounter(name));
+        self.b.put_strz(NFTA_OBJ_TABLE, table);
+        self.b.put_strz(NFTA_OBJ_NAME, name);
+        self.b.put_u32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER);
+        // Empty, as `nft` sends it.
+        let d = self.b.nest(NFTA_OBJ_DATA);
         self.b.end_nest(d);
         self.b.end(m);
     }
@@ -524,7 +538,9 @@ impl<'a> KElem<'a> {
         }
         b.put(NFTA_DATA_VALUE, &bytes);
         b.end_nest(k);
-        if let Some(end) = &self.key_end {
+        // `nft` names a single-valued concatenated element by its key alone when deleting
+        // (the kernel takes the key as its end when KEY_END is absent).
+        if let Some(end) = self.key_end.as_ref().filter(|e| !delete || **e != bytes) {
             let k = b.nest(NFTA_SET_ELEM_KEY_END);
             b.put(NFTA_DATA_VALUE, end);
             b.end_nest(k);
@@ -734,5 +750,38 @@ pub fn encode_delete_elements<'a>(
 ) -> Batch<'a> {
     let mut b = Builder::new(seq, 128 + 64 * elems.len(), NLM_F_ACK);
     b.elements(table, set, None, interval, elems, false, true);
+    b.finish()
+}
+
+/// Encodes a [`Delta`] as one transaction on the existing table: new counters, element
+/// deletions, element additions, deleted counters — in that order, so that a counter
+/// exists before an element refers to it and loses its last reference before it goes.
+/// Interval elements are encoded as the kernel holds them (start and end marker, or
+/// `KEY`/`KEY_END`), which is what a deletion must name. Nothing else is touched: rules,
+/// other elements, counter values and the contents of dynamic sets stay as they are.
+///
+/// An empty delta gives a batch with no messages; there is no point sending it.
+pub fn encode_delta_batch(delta: &Delta, seq: u32) -> Batch<'_> {
+    encode_delta_batch_with(delta, seq, NLM_F_ACK)
+}
+
+pub(crate) fn encode_delta_batch_with(delta: &Delta, seq: u32, ack: u16) -> Batch<'_> {
+    let t = delta.table.as_str();
+    let (added, deleted) = delta.element_counts();
+    let estimate = 256 * (delta.add_counters.len() + delta.delete_counters.len() + 2)
+        + 128 * (delta.sets.len() + added + deleted);
+    let mut b = Builder::new(seq, estimate, ack);
+    for (name, counts) in &delta.add_counters {
+        b.counter(t, name, *counts);
+    }
+    for s in delta.sets.iter().filter(|s| !s.delete.is_empty()) {
+        b.elements(t, &s.set, None, s.interval, &s.delete, false, true);
+    }
+    for s in delta.sets.iter().filter(|s| !s.add.is_empty()) {
+        b.elements(t, &s.set, Some(s.set_id), s.interval, &s.add, false, false);
+    }
+    for name in &delta.delete_counters {
+        b.del_counter(t, name);
+    }
     b.finish()
 }

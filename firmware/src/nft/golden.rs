@@ -2,7 +2,7 @@
 //!
 //! Reference bytes were captured once with `testdata/capture.sh` (nft under strace in a
 //! throwaway network namespace), from `testdata/*.nft`, which is `crate::render` output of
-//! the fixtures in `example.rs`. To reproduce after changing a fixture:
+//! the fixtures in `firmware/tests/fixtures/example.rs`. To reproduce after changing a fixture:
 //!
 //! ```text
 //! cargo test -p portcullis --lib nft::golden::print_texts -- --ignored --nocapture
@@ -18,7 +18,7 @@ use super::example::{edge_ruleset, example_ruleset, shared_ruleset};
 use super::wire::messages;
 use crate::ruleset::Ruleset;
 
-fn unhex(s: &str) -> Vec<u8> {
+pub(super) fn unhex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
     digits
         .chunks(2)
@@ -27,7 +27,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 /// Compares message by message first, so a failure names the first differing message.
-fn assert_same_messages(ours: &[u8], nft: &[u8]) {
+pub(super) fn assert_same_messages(ours: &[u8], nft: &[u8]) {
     let a: Vec<_> = messages(ours).map(|m| m.unwrap()).collect();
     let b: Vec<_> = messages(nft).map(|m| m.unwrap()).collect();
     for (x, y) in a.iter().zip(&b) {

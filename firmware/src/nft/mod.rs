@@ -21,6 +21,8 @@
 //!   (expression attributes), `batch` (objects, interval elements — rbtree start/end
 //!   markers, or `KEY`/`KEY_END` pairs for concatenated interval keys — counter object
 //!   maps, set userdata).
+//!   [`encode_delta_batch`] turns a [`Delta`](crate::delta::Delta) (element and counter
+//!   changes between two rulesets of the same shape) into one batch on the existing table.
 //! * IO — [`Nft`] owns a `NETLINK_NETFILTER` socket, sends a batch in one `sendmsg`, checks
 //!   one ack per message, then reads the table back to verify it; `state` decodes dumps
 //!   into [`TableState`] for status.
@@ -41,6 +43,16 @@
 //! (chains and rule counts, sets, counters, element counts of filled non-dynamic sets;
 //! elements are counted in the dump, not decoded).
 //!
+//! # Incremental updates
+//!
+//! [`Nft::apply_delta`] changes the installed table without replacing it when only set
+//! elements and counter objects differ (see [`crate::delta`]): one transaction of counter
+//! additions, element deletions, element additions and counter deletions. Counter values
+//! and what the datapath put in dynamic sets (rate-limit meters, trigger holders) stay;
+//! a shape change is reported ([`DeltaOutcome::NeedsFullApply`]) and nothing is sent.
+//! Deleted interval elements are named exactly as the kernel holds them (start and end
+//! marker, or `KEY`/`KEY_END`), as `nft delete element` names them.
+//!
 //! # Performance
 //!
 //! Time is dominated by the kernel: nf_tables finds sets by name with a linear walk over
@@ -60,12 +72,19 @@ mod uapi;
 mod values;
 mod wire;
 
-pub use batch::{encode_add_elements, encode_apply_batch, encode_delete_elements, Batch, Object};
+pub use batch::{
+    encode_add_elements, encode_apply_batch, encode_delete_elements, encode_delta_batch, Batch,
+    Object,
+};
 pub use error::NftError;
 pub use expr::{Expr, Reject};
-pub use socket::{ApplyReport, Nft};
+pub use socket::{ApplyReport, DeltaOutcome, DeltaReport, Nft};
 pub use state::{ChainState, CounterState, ElementState, SetState, TableState};
-#[doc(hidden)]
-pub mod example;
+#[cfg(test)]
+mod delta_golden;
+/// Test fixtures, shared with the kernel tests; not part of the shipped library.
+#[cfg(test)]
+#[path = "../../tests/fixtures/example.rs"]
+pub(crate) mod example;
 #[cfg(test)]
 mod golden;

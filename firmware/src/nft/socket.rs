@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use netlink_sys::{Socket, SocketAddr};
 use nix::sys::socket::{setsockopt, sockopt};
 
-use super::batch::{encode_add_elements, encode_apply_batch, encode_delete_elements, Batch};
+use super::batch::{
+    encode_add_elements, encode_apply_batch, encode_delete_elements, encode_delta_batch, Batch,
+    Object,
+};
 use super::error::NftError;
 use super::state::{
     assemble, decode_chain, decode_counter, decode_elements, decode_rule, decode_set, ChainState,
@@ -16,6 +19,7 @@ use super::state::{
 use super::uapi::*;
 use super::values::u32_sat;
 use super::wire::{messages, Attrs, MsgBuf};
+use crate::delta::{diff, Delta, Planned, ShapeChange};
 use crate::ruleset::{ElemKey, Element, Ruleset};
 
 /// Receive buffer for one datagram. Dump skbs are at most 32 KiB (netlink caps them);
@@ -52,6 +56,51 @@ pub struct ApplyReport {
     pub commit_time: Duration,
     /// Time spent reading the table back to verify it.
     pub verify_time: Duration,
+}
+
+/// What [`Nft::apply_delta`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaOutcome {
+    /// The element and counter changes were committed (or there were none).
+    Applied(DeltaReport),
+    /// Nothing was sent: the table's shape differs, only [`Nft::apply`] can install it.
+    NeedsFullApply(ShapeChange),
+}
+
+/// What a committed delta changed, for logs and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeltaReport {
+    /// Messages in the committed batch (excluding begin/end), each acknowledged.
+    pub messages: usize,
+    /// Size of the committed batch in bytes.
+    pub bytes: usize,
+    pub elements_added: usize,
+    pub elements_deleted: usize,
+    pub counters_added: usize,
+    pub counters_deleted: usize,
+    /// Counters the wanted ruleset dropped but the kernel still holds, because an expired
+    /// element still refers to them (see [`Delta::kept_counters`]). Record them as
+    /// installed ([`DeltaReport::installed`]) so that a later delta deletes them.
+    pub kept_counters: Vec<String>,
+    /// Batches sent: 0 when there was nothing to change, 1 normally, one more for each
+    /// counter the kernel refused to delete as still in use.
+    pub batches: usize,
+    /// Time from the first send to the last ack of the committed batch.
+    pub commit_time: Duration,
+}
+
+impl DeltaReport {
+    /// What the kernel's table now holds, as a ruleset to record as installed: `wanted`
+    /// plus the kept counters.
+    pub fn installed(&self, wanted: &Ruleset) -> Ruleset {
+        let mut rs = wanted.clone();
+        for c in &self.kept_counters {
+            if !rs.counters.contains(c) {
+                rs.counters.push(c.clone());
+            }
+        }
+        rs
+    }
 }
 
 fn proto_error(what: &'static str) -> io::Error {
@@ -145,14 +194,25 @@ impl Nft {
     /// before returning, so once the send is done every answer is already waiting: we
     /// drain without blocking, and a missing ack is reported instead of hanging forever.
     fn transact(&mut self, batch: &Batch<'_>, what: &'static str) -> Result<(), NftError> {
+        self.transact_at(batch, what).map_err(|(_, e)| e)
+    }
+
+    /// [`Nft::transact`], also giving the sequence number of the message the kernel
+    /// rejected, if it rejected one.
+    fn transact_at(
+        &mut self,
+        batch: &Batch<'_>,
+        what: &'static str,
+    ) -> Result<(), (Option<u32>, NftError)> {
+        let fail = |e| (None, e);
         self.size_buffers(batch.bytes().len(), batch.len())
-            .map_err(|source| NftError::Send { what, source })?;
+            .map_err(|source| fail(NftError::Send { what, source }))?;
         self.drain()
-            .map_err(|source| NftError::Receive { what, source })?;
+            .map_err(|source| fail(NftError::Receive { what, source }))?;
         self.dirty = true;
         self.sock
             .send(batch.bytes(), 0)
-            .map_err(|source| NftError::Send { what, source })?;
+            .map_err(|source| fail(NftError::Send { what, source }))?;
         let seqs = batch.seqs();
         let mut acked = vec![false; batch.len()];
         let mut pending = batch.len();
@@ -160,21 +220,25 @@ impl Nft {
         while pending > 0 {
             let got = self
                 .recv_one(true)
-                .map_err(|source| NftError::Receive { what, source })?;
+                .map_err(|source| fail(NftError::Receive { what, source }))?;
             if !got {
                 break;
             }
             for m in messages(&self.buf) {
-                let m = m.map_err(|e| NftError::Receive {
-                    what,
-                    source: proto_error(e),
+                let m = m.map_err(|e| {
+                    fail(NftError::Receive {
+                        what,
+                        source: proto_error(e),
+                    })
                 })?;
                 if m.ty != NLMSG_ERROR {
                     continue;
                 }
-                let errno = nlmsg_errno(m.payload).ok_or_else(|| NftError::Receive {
-                    what,
-                    source: proto_error("short ack"),
+                let errno = nlmsg_errno(m.payload).ok_or_else(|| {
+                    fail(NftError::Receive {
+                        what,
+                        source: proto_error("short ack"),
+                    })
                 })?;
                 if errno != 0 && first_error.is_none_or(|(s, _)| m.seq < s) {
                     first_error = Some((m.seq, errno));
@@ -193,20 +257,23 @@ impl Nft {
         }
         self.dirty = false;
         if let Some((seq, errno)) = first_error {
-            return Err(NftError::Rejected {
-                object: batch.describe(seq),
-                source: io::Error::from_raw_os_error(errno),
-            });
+            return Err((
+                Some(seq),
+                NftError::Rejected {
+                    object: batch.describe(seq),
+                    source: io::Error::from_raw_os_error(errno),
+                },
+            ));
         }
         if pending > 0 {
             let first = seqs
                 .start
                 .wrapping_add(u32_sat(acked.iter().position(|a| !a).unwrap_or(0)));
-            return Err(NftError::MissingAck {
+            return Err(fail(NftError::MissingAck {
                 what,
                 missing: pending,
                 first: batch.describe(first),
-            });
+            }));
         }
         Ok(())
     }
@@ -229,6 +296,76 @@ impl Nft {
         report.commit_time = t1 - t0;
         report.verify_time = t1.elapsed();
         Ok(report)
+    }
+
+    /// Changes the installed table into `wanted` without replacing it, if only set
+    /// elements and counter objects differ: one transaction of counter additions, element
+    /// deletions, element additions and counter deletions. Rules, the other elements,
+    /// counter values and whatever the datapath put in dynamic sets (rate-limit meters,
+    /// trigger holders) are untouched. `installed` must be what the table holds: the
+    /// ruleset last applied (with [`DeltaReport::installed`]'s kept counters) and when it
+    /// was planned.
+    ///
+    /// Returns [`DeltaOutcome::NeedsFullApply`] without sending anything when the shape
+    /// differs. On [`NftError::Rejected`] the kernel refused the batch and the table is as
+    /// it was (the error names the refused object); in particular the kernel refuses
+    /// (ENOENT) to delete an element it no longer holds, e.g. one that expired between
+    /// planning and sending, or one removed behind our back. After any other error it is
+    /// unknown whether the batch committed. Either way, falling back to [`Nft::apply`] is
+    /// always correct.
+    pub fn apply_delta(
+        &mut self,
+        installed: Planned<'_>,
+        wanted: Planned<'_>,
+    ) -> Result<DeltaOutcome, NftError> {
+        match diff(installed, wanted) {
+            Err(change) => Ok(DeltaOutcome::NeedsFullApply(change)),
+            Ok(delta) => self.send_delta(delta).map(DeltaOutcome::Applied),
+        }
+    }
+
+    /// Sends a delta computed by [`crate::delta::diff`] (see [`Nft::apply_delta`]). A
+    /// counter deletion the kernel refuses with EBUSY (an expired element it has not yet
+    /// garbage-collected still refers to it) is dropped from the batch, which is sent
+    /// again, and the counter is reported as kept.
+    pub fn send_delta(&mut self, mut delta: Delta) -> Result<DeltaReport, NftError> {
+        let mut report = DeltaReport::default();
+        loop {
+            if delta.is_empty() {
+                report.kept_counters = delta.kept_counters;
+                return Ok(report);
+            }
+            let t0 = Instant::now();
+            let seq = self.next_seq(0);
+            let batch = encode_delta_batch(&delta, seq);
+            self.seq = batch.next_seq();
+            report.batches += 1;
+            let busy = match self.transact_at(&batch, "the delta batch") {
+                Ok(()) => {
+                    let (added, deleted) = delta.element_counts();
+                    return Ok(DeltaReport {
+                        messages: batch.len(),
+                        bytes: batch.bytes().len(),
+                        elements_added: added,
+                        elements_deleted: deleted,
+                        counters_added: delta.add_counters.len(),
+                        counters_deleted: delta.delete_counters.len(),
+                        kept_counters: delta.kept_counters.clone(),
+                        commit_time: t0.elapsed(),
+                        ..report
+                    });
+                }
+                Err((Some(seq), e)) if e.errno() == Some(nix::libc::EBUSY) => {
+                    match batch.object(seq) {
+                        Some(Object::DeleteCounter(name)) => name.to_string(),
+                        _ => return Err(e),
+                    }
+                }
+                Err((_, e)) => return Err(e),
+            };
+            delta.delete_counters.retain(|c| *c != busy);
+            delta.kept_counters.push(busy);
+        }
     }
 
     fn verify(&mut self, rs: &Ruleset, batch: &Batch<'_>) -> Result<ApplyReport, NftError> {

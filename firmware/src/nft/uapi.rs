@@ -47,6 +47,7 @@ pub const NFT_MSG_GETSETELEM: u16 = 13;
 pub const NFT_MSG_DELSETELEM: u16 = 14;
 pub const NFT_MSG_NEWOBJ: u16 = 18;
 pub const NFT_MSG_GETOBJ: u16 = 19;
+pub const NFT_MSG_DELOBJ: u16 = 20;
 
 // registers
 pub const NFT_REG_VERDICT: u32 = 0;

@@ -7,10 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{validate, Config, ConfigError, Report, Timestamp};
+use crate::delta::Planned;
 use crate::facts::{self, FactsError};
-use crate::nft::{Nft, NftError};
+use crate::nft::{DeltaOutcome, Nft, NftError};
 use crate::plan::{self, Carried, HostFacts};
 use crate::readback;
+use crate::ruleset::Ruleset;
 use crate::store::{self, StoreError};
 
 /// Why applying a config failed. The previous ruleset and saved file are untouched.
@@ -40,6 +42,11 @@ pub enum EngineError {
 pub struct Engine {
     nft: Nft,
     saved: PathBuf,
+    /// The ruleset this engine last installed and when it was planned, so the next change
+    /// can be sent as element and counter adds/deletes ([`Nft::apply_delta`]) instead of a
+    /// whole new table. None until the first install, and after any failure (the kernel's
+    /// state is then not known, so the next change is a full replace).
+    installed: Option<(Ruleset, Timestamp)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -55,6 +62,7 @@ impl Engine {
         Ok(Engine {
             nft: Nft::open().map_err(EngineError::Open)?,
             saved: saved.to_path_buf(),
+            installed: None,
         })
     }
 
@@ -78,21 +86,59 @@ impl Engine {
         Ok(report)
     }
 
-    /// Installs a validated config with the given facts. Hit counts and open triggers of
-    /// the table being replaced are carried over.
+    /// Installs a validated config with the given facts. When only elements and counters
+    /// differ from what this engine installed last, they are changed in one batch (counters,
+    /// rate-limit meters and open triggers untouched); otherwise the table is replaced, with
+    /// hit counts and open triggers of the old table carried over.
     pub fn install_with(
         &mut self,
         cfg: &Config,
         facts: &HostFacts,
         now: Timestamp,
     ) -> Result<(), EngineError> {
+        let wanted = plan::plan(
+            cfg,
+            &HostFacts {
+                carried: Carried::default(),
+                ..facts.clone()
+            },
+            now,
+        );
+        if let Some((rs, at)) = self.installed.take() {
+            match self
+                .nft
+                .apply_delta(Planned::new(&rs, at), Planned::new(&wanted, now))
+            {
+                Ok(DeltaOutcome::Applied(r)) => {
+                    self.installed = Some((r.installed(&wanted), now));
+                    return Ok(());
+                }
+                Ok(DeltaOutcome::NeedsFullApply(_)) => {}
+                // The table is not what we think (someone changed it, or an element
+                // expired in between): a full replace puts it right.
+                Err(e) => eprintln!(
+                    "portcullis: incremental update refused ({}); replacing the table",
+                    crate::daemon::chain(&e)
+                ),
+            }
+        }
         let mut facts = facts.clone();
         facts.carried = self.carried();
-        let rs = plan::plan(cfg, &facts, now);
-        match self.nft.apply(&rs) {
-            Ok(_) => Ok(()),
-            // Reconcile once: a second full replace usually fixes what a race broke.
-            Err(NftError::Verify { .. }) => self.nft.apply(&rs).map(|_| ()).map_err(install_error),
+        self.replace(&plan::plan(cfg, &facts, now), now)
+    }
+
+    /// Replaces the whole table (one batch); reconciles once if it reads back differently.
+    fn replace(&mut self, rs: &Ruleset, now: Timestamp) -> Result<(), EngineError> {
+        let r = match self.nft.apply(rs) {
+            // A second full replace usually fixes what a race broke.
+            Err(NftError::Verify { .. }) => self.nft.apply(rs),
+            other => other,
+        };
+        match r {
+            Ok(_) => {
+                self.installed = Some((rs.clone(), now));
+                Ok(())
+            }
             Err(e) => Err(install_error(e)),
         }
     }
@@ -107,8 +153,7 @@ impl Engine {
         safe.forwards.clear();
         safe.triggers.clear();
         safe.lan.subnets.truncate(1);
-        let first = self.nft.apply(&plan::plan(&safe, &facts, now));
-        if first.is_ok() {
+        if self.replace(&plan::plan(&safe, &facts, now), now).is_ok() {
             return Ok(());
         }
         safe.lan.interface = "lo".into();
@@ -116,10 +161,7 @@ impl Engine {
         if safe.wan.interface == "lo" || safe.wan.interface.is_empty() {
             safe.wan.interface = "-".into();
         }
-        self.nft
-            .apply(&plan::plan(&safe, &facts, now))
-            .map(|_| ())
-            .map_err(install_error)
+        self.replace(&plan::plan(&safe, &facts, now), now)
     }
 
     /// What the installed table holds that its replacement must keep. Best effort: if the

@@ -276,3 +276,45 @@ fn the_daemon_cleans_up_temporaries_at_start_and_its_sockets_at_exit() {
     assert_eq!(code, Some(0), "{}", daemon.logs());
     assert_eq!(sockets(), Vec::<String>::new(), "sockets left after exit");
 }
+
+#[test]
+fn an_edit_through_the_daemon_keeps_meters_and_counters() {
+    let t = Topology::new();
+    let cli = t.cli();
+    let _a = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    let one = Config::new().forward(
+        Forward::tcp("web", "8080", LAN_HOST)
+            .to_port("80")
+            .rate_limit(5, "minute", 5),
+    );
+    std::fs::write(&cli.saved, one.to_json()).unwrap();
+    let daemon = serve(&cli);
+    assert!(clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_ok());
+    let wan_host = WAN_HOST.to_string();
+    let before = nft::list_table(&t.router).unwrap();
+    assert!(
+        before.contains(&wan_host),
+        "the meter holds the source:\n{before}"
+    );
+    // Another forward added through the daemon: an element change, not a new table.
+    let two = one
+        .clone()
+        .forward(Forward::tcp("other", "8081", LAN_HOST).to_port("80"));
+    cli.apply_text("two.json", &two.to_json());
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8081)).is_ok(),
+        "the new forward answers"
+    );
+    let after = nft::list_table(&t.router).unwrap();
+    assert!(
+        after.contains(&wan_host),
+        "the meter entry of {wan_host} survived the edit:\n{after}\n{}",
+        daemon.logs()
+    );
+    let status = cli.status(true).ok();
+    assert!(
+        status.stdout.contains("\"hits_packets\": 1"),
+        "web's hit survived: {}",
+        status.stdout
+    );
+}

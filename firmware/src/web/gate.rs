@@ -14,10 +14,12 @@
 //!   oldest one of the peer holding the most is closed with a 503, so a flood of idle
 //!   sockets (even from one LAN host) cannot lock out a new client; and caps the bytes they hold together ([`Limits::max_buffered`], the biggest
 //!   is refused);
-//! - hands complete requests to a fixed pool of [`Limits::workers`] threads (503 when
-//!   their queue is full), which pass each one to `tiny_http` over a private Unix socket
-//!   with `Connection: close` and the client's address in `X-Portcullis-Peer` (a client's
-//!   own copy of that header is removed), and write the answer back with a write timeout.
+//! - hands complete requests to a fixed pool of [`Limits::workers`] threads, which pass
+//!   each one to `tiny_http` over a private Unix socket with `Connection: close` and the
+//!   client's address in `X-Portcullis-Peer` (a client's own copy of that header is
+//!   removed), and write the answer back with a write timeout. While all workers are busy,
+//!   complete requests wait in the gate, in arrival order, counted against the same
+//!   connection and memory caps: a page load plus polling never sees a 503.
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -64,7 +66,7 @@ impl Default for Limits {
             max_body: 256 * 1024,
             head_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
-            workers: 4,
+            workers: 6,
             max_buffered: 4 * 1024 * 1024,
         }
     }
@@ -83,6 +85,13 @@ struct Job {
     peer: SocketAddr,
     head: Vec<u8>,
     body: Vec<u8>,
+}
+
+impl Job {
+    /// Bytes it holds.
+    fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
 }
 
 /// What the bytes received so far amount to.
@@ -140,6 +149,37 @@ pub(crate) fn progress(buf: &[u8], limits: &Limits) -> Progress {
         Progress::Complete { head_len, body_len }
     } else {
         Progress::More
+    }
+}
+
+/// Fuzzing entry point: runs the gate's request parsing over arbitrary bytes (as they
+/// could arrive from a LAN client) with the default and with tight limits, and checks
+/// what the handlers would receive: the client's own peer header never gets through, and
+/// exactly one is added. Panics only if one of those properties breaks.
+pub fn fuzz_request_head(data: &[u8]) {
+    let tight = Limits {
+        max_head: 64,
+        max_body: 16,
+        ..Limits::default()
+    };
+    for limits in [&Limits::default(), &tight] {
+        let Progress::Complete { head_len, body_len } = progress(data, limits) else {
+            continue;
+        };
+        assert!(head_len <= limits.max_head && body_len <= limits.max_body);
+        assert!(head_len + body_len <= data.len());
+        let peer = IpAddr::from([192, 168, 1, 5]);
+        let out = rewrite_head(&data[..head_len], peer);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.ends_with("\r\n\r\n"));
+        let peers: Vec<&str> = text
+            .split("\r\n")
+            .filter(|l| {
+                l.split_once(':')
+                    .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(PEER_HEADER))
+            })
+            .collect();
+        assert_eq!(peers, [format!("{PEER_HEADER}: 192.168.1.5")], "{text:?}");
     }
 }
 
@@ -250,7 +290,9 @@ pub(crate) fn spawn(
     for l in &listeners {
         l.set_nonblocking(true)?;
     }
-    let (tx, rx) = sync_channel::<Job>(limits.workers * 4);
+    // Jobs beyond the ones being handed over wait in the gate (`ready` in `poll_loop`),
+    // where the caps count them.
+    let (tx, rx) = sync_channel::<Job>(1);
     let rx = Arc::new(Mutex::new(rx));
     let mut threads = Vec::new();
     for i in 0..limits.workers {
@@ -302,8 +344,13 @@ fn poll_loop(
     listen: &Listen,
 ) {
     let mut pending: VecDeque<Pending> = VecDeque::new();
+    // Complete requests waiting for a free worker, oldest first.
+    let mut ready: VecDeque<Job> = VecDeque::new();
     let mut chunk = vec![0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
+        if !hand_over(&mut ready, tx) {
+            return;
+        }
         // Move to new addresses (the LAN address or the UI port changed). The old
         // listeners close first, so an address in both sets can be bound again; if nothing
         // can be bound, the old addresses are taken back.
@@ -332,25 +379,27 @@ fn poll_loop(
                         .map(|p| PollFd::new(p.stream.as_fd(), PollFlags::POLLIN)),
                 )
                 .collect();
-            if let Err(e) = poll(&mut fds, PollTimeout::from(200u16)) {
+            // With requests waiting for a worker, look again soon.
+            let wait: u16 = if ready.is_empty() { 200 } else { 5 };
+            if let Err(e) = poll(&mut fds, PollTimeout::from(wait)) {
                 if e != nix::errno::Errno::EINTR {
                     eprintln!("portcullis: web: poll failed: {e}");
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 continue;
             }
-            let ready: Vec<bool> = fds
+            let revents: Vec<bool> = fds
                 .iter()
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
-            let (l, c) = ready.split_at(listeners.len());
+            let (l, c) = revents.split_at(listeners.len());
             (l.to_vec(), c.to_vec())
         };
 
         // Read from ready connections first (indexes refer to the current queue).
         let mut done: Vec<usize> = Vec::new();
-        for (i, ready) in ready_conns.iter().enumerate() {
-            if !*ready {
+        for (i, c_ready) in ready_conns.iter().enumerate() {
+            if !*c_ready {
                 continue;
             }
             let p = &mut pending[i];
@@ -387,17 +436,22 @@ fn poll_loop(
                         head: buf,
                         body,
                     };
-                    match tx.try_send(job) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(job)) => refuse(job.stream, 503),
-                        Err(TrySendError::Disconnected(_)) => return,
+                    let held: usize = ready.iter().map(Job::len).sum();
+                    if held + job.len() > limits.max_buffered {
+                        refuse(job.stream, 503);
+                    } else {
+                        ready.push_back(job);
                     }
                 }
             }
         }
+        if !hand_over(&mut ready, tx) {
+            return;
+        }
 
-        // Cap the memory held by requests still arriving.
-        let mut total: usize = pending.iter().map(|p| p.buf.len()).sum();
+        // Cap the memory held by requests still arriving (and those waiting for a worker).
+        let held: usize = ready.iter().map(Job::len).sum();
+        let mut total: usize = held + pending.iter().map(|p| p.buf.len()).sum::<usize>();
         while total > limits.max_buffered {
             let Some((i, _)) = pending.iter().enumerate().max_by_key(|(_, p)| p.buf.len()) else {
                 break;
@@ -419,8 +473,8 @@ fn poll_loop(
         }
 
         // Accept new connections; when full, the oldest waiting connection makes room.
-        for (l, ready) in listeners.iter().zip(&ready_listeners) {
-            if !*ready {
+        for (l, l_ready) in listeners.iter().zip(&ready_listeners) {
+            if !*l_ready {
                 continue;
             }
             loop {
@@ -429,8 +483,12 @@ fn poll_loop(
                         if stream.set_nonblocking(true).is_err() {
                             continue;
                         }
-                        if pending.len() >= limits.max_pending {
-                            evict_one(&mut pending);
+                        if pending.len() + ready.len() >= limits.max_pending
+                            && !evict_one(&mut pending)
+                        {
+                            // Every slot holds a complete request waiting for a worker.
+                            refuse(stream, 503);
+                            continue;
                         }
                         pending.push_back(Pending {
                             stream,
@@ -456,19 +514,39 @@ fn poll_loop(
 /// Makes room for one more waiting connection: closes (503) the oldest waiting connection
 /// of the peer address holding the most, so a LAN host flooding the UI with idle sockets
 /// evicts its own sockets rather than other people's.
-fn evict_one(pending: &mut VecDeque<Pending>) {
+/// Returns false when there was nothing to evict.
+fn evict_one(pending: &mut VecDeque<Pending>) -> bool {
     let mut counts: std::collections::HashMap<IpAddr, usize> = std::collections::HashMap::new();
     for p in pending.iter() {
         *counts.entry(p.peer.ip()).or_default() += 1;
     }
     let Some(heaviest) = counts.into_iter().max_by_key(|(_, n)| *n).map(|(ip, _)| ip) else {
-        return;
+        return false;
     };
-    if let Some(i) = pending.iter().position(|p| p.peer.ip() == heaviest) {
-        if let Some(old) = pending.remove(i) {
-            refuse(old.stream, 503);
+    let Some(old) = pending
+        .iter()
+        .position(|p| p.peer.ip() == heaviest)
+        .and_then(|i| pending.remove(i))
+    else {
+        return false;
+    };
+    refuse(old.stream, 503);
+    true
+}
+
+/// Passes waiting requests to free workers, oldest first; false when the workers are gone.
+fn hand_over(ready: &mut VecDeque<Job>, tx: &SyncSender<Job>) -> bool {
+    while let Some(job) = ready.pop_front() {
+        match tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => {
+                ready.push_front(job);
+                break;
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
         }
     }
+    true
 }
 
 fn worker(rx: &Mutex<Receiver<Job>>, backend: &std::path::Path, timeout: Duration) {
@@ -559,6 +637,22 @@ mod tests {
             ),
             Progress::Refuse(400)
         );
+    }
+
+    #[test]
+    fn fuzz_entry_point_holds_on_tricky_heads() {
+        for data in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nX-Portcullis-Peer: 1.2.3.4\r\n\r\n",
+            b"GET / HTTP/1.1\r\n x-portcullis-peer : 1.2.3.4\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: b\rX-Portcullis-Peer: 1.2.3.4\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: b\nX-Portcullis-Peer: 1.2.3.4\r\n\r\n",
+            b"\r\n\r\n",
+            b"GET /\xff HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        ] {
+            fuzz_request_head(data);
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod gate;
 pub mod hasher;
 pub mod http;
+pub mod request;
 pub mod secrets;
 pub mod sessions;
 pub mod throttle;

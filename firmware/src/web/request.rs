@@ -219,26 +219,26 @@ mod tests {
             b"POST /api/v1/login HTTP/1.1\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nabcde",
             b"PUT /x HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\nExpect: 100\r\n\r\nab",
         ];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut x: u32 = 0x9e37_79b9;
         let mut next = move || {
             x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as usize
         };
         for _ in 0..20_000 {
-            let mut d = seeds[(next() % 3) as usize].to_vec();
+            let mut d = seeds[next() % 3].to_vec();
             for _ in 0..(next() % 4) {
-                let i = (next() as usize) % d.len();
+                let i = next() % d.len();
                 match next() % 3 {
                     0 => {
                         let tokens = b"\r\n:X- 0a";
-                        d[i] = tokens[(next() as usize) % tokens.len()];
+                        d[i] = tokens[next() % tokens.len()];
                     }
                     1 => {
                         d.remove(i);
                     }
-                    _ => d.insert(i, (next() & 0xff) as u8),
+                    _ => d.insert(i, next().to_le_bytes()[0]),
                 }
                 if d.is_empty() {
                     break;

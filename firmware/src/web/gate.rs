@@ -246,7 +246,9 @@ fn poll_loop(
             if !*c_ready {
                 continue;
             }
-            let p = &mut pending[i];
+            let Some(p) = pending.get_mut(i) else {
+                continue;
+            };
             let closed = loop {
                 match p.stream.read(&mut chunk) {
                     Ok(0) => break true,
@@ -272,7 +274,11 @@ fn poll_loop(
                 Progress::Refuse(status) => refuse(p.stream, status),
                 Progress::Complete { head_len, body_len } => {
                     let mut buf = p.buf;
-                    let body = buf[head_len..head_len + body_len].to_vec();
+                    // `progress` guarantees the range; `get` keeps even a bug from panicking.
+                    let body = buf
+                        .get(head_len..head_len.saturating_add(body_len))
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_default();
                     buf.truncate(head_len);
                     let job = Job {
                         stream: p.stream,

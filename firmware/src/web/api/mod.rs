@@ -30,7 +30,7 @@ use crate::daemon::{chain, Edit, EditError, Handle, Snapshot};
 
 pub use items::parse_item;
 pub use routes::{Access, Route, ROUTES};
-pub use views::{covers_everything, risk};
+pub use views::risk;
 
 /// The session cookie.
 pub const COOKIE: &str = "pc_session";

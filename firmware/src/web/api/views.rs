@@ -50,7 +50,7 @@ pub fn risk(ranges: &[PortRange], anyone: bool) -> Option<String> {
 ///
 /// Same signature as `config::covers_everything` (coming on another branch); this copy
 /// goes when that one lands.
-pub fn covers_everything(nets: &[Ipv4Net]) -> bool {
+fn covers_everything(nets: &[Ipv4Net]) -> bool {
     let mut ranges: Vec<(u64, u64)> = nets
         .iter()
         .map(|n| {

@@ -49,12 +49,14 @@
       });
     });
   }
-  // A 409: someone changed the object since this page read it. Say so and show it fresh.
+  // A 409: someone changed the object since this page read it. Show it fresh, then say so
+  // (the message appears once the page shows what is there now).
   function conflict(r, what) {
     if (r.status !== 409) return false;
-    flash(what + ' was changed elsewhere — reloaded. Check it and make your change again.', 'warn');
-    window.scrollTo(0, 0);
-    route();
+    route().then(function () {
+      flash(what + ' was changed elsewhere — reloaded. Check it and make your change again.', 'warn');
+      window.scrollTo(0, 0);
+    });
     return true;
   }
 

@@ -32,19 +32,32 @@
     document.title = title + ' · Portcullis';
   }
 
-  function api(method, path, body, raw) {
+  // `ifMatch`: the ETag of the object as last read (PUT and DELETE need it; a change made
+  // elsewhere since then answers 409 instead of being overwritten).
+  function api(method, path, body, raw, ifMatch) {
     var opts = { method: method, headers: {}, credentials: 'same-origin' };
     if (method !== 'GET') {
       opts.headers['Content-Type'] = 'application/json';
       opts.headers['X-CSRF-Token'] = csrf;
-      opts.body = raw !== undefined ? raw : JSON.stringify(body || {});
+      opts.body = raw !== undefined && raw !== null ? raw : JSON.stringify(body || {});
     }
+    if (ifMatch) opts.headers['If-Match'] = ifMatch;
     return fetch('/api/v1' + path, opts).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (j) {
         if (r.status === 401 && path !== '/login') { start(); throw new Error('logged out'); }
-        return { status: r.status, ok: r.ok, body: j };
+        return { status: r.status, ok: r.ok, body: j, etag: r.headers.get('ETag') };
       });
     });
+  }
+  // A 409: someone changed the object since this page read it. Show it fresh, then say so
+  // (the message appears once the page shows what is there now).
+  function conflict(r, what) {
+    if (r.status !== 409) return false;
+    route().then(function () {
+      flash(what + ' was changed elsewhere — reloaded. Check it and make your change again.', 'warn');
+      window.scrollTo(0, 0);
+    });
+    return true;
   }
 
   function flash(text, kind) {
@@ -154,6 +167,14 @@
     form.elements.password.focus();
   }
 
+  // The password file is damaged: no setup, no login, until the console command fixes it.
+  function brokenPage(text) {
+    show('Locked', h('h1', { text: 'The web UI is locked' }),
+      h('p', { 'class': 'banner bad', id: 'broken', text: text }),
+      h('p', null, 'On the router\'s console, run ', h('code', { text: 'portcullis set-password' }),
+        ', type the new password and press Enter; then ', h('button', { type: 'button', id: 'broken-retry', text: 'try again', onclick: start })));
+  }
+
   function loginPage() {
     var form = h('form', { 'class': 'card', id: 'login-form', onsubmit: function (e) {
       e.preventDefault();
@@ -175,11 +196,20 @@
   function exposurePage(refresh) {
     return api('GET', '/exposure').then(function (r) {
       var e = r.body, seen = JSON.stringify(e);
+      showHealth(e.health);
+      if (!r.ok) {
+        show('Exposure', h('h1', { text: 'Exposure' }), h('p', { 'class': 'banner bad', text: e.error || 'The router did not answer.' }));
+        lastExposure = '';
+        return;
+      }
+      delete e.taken_at;
+      seen = JSON.stringify(e);
       if (refresh === true && seen === lastExposure) return;
       lastExposure = seen;
       var rows = (e.rows || []).map(function (x) {
         return h('tr', { 'data-name': x.name },
-          td('Name', [x.name, x.kind === 'trigger' ? h('span', { 'class': 'muted', text: ' (trigger)' }) : null]),
+          td('Name', [x.name, x.kind === 'trigger' ? h('span', { 'class': 'muted', text: ' (trigger)' }) : null,
+            x.in_config === false ? h('span', { 'class': 'risk', text: ' (in the firewall, not in the config)' }) : null]),
           td('Protocol', proto(x.protocol)),
           td('External port', x.external_port),
           td('Goes to', x.destination),
@@ -214,11 +244,13 @@
   function listPage(kind) {
     var plural = kind + 's', path = '/' + plural;
     return api('GET', path).then(function (r) {
-      var items = r.body[plural] || [], status = r.body.status || [];
+      var items = r.body[plural] || [], status = {};
+      (r.body.status || []).forEach(function (s) { status[s.name] = s; });
       var form = kind === 'forward' ? forwardForm(null, items.length) : triggerForm(null, items.length);
       var rows = items.map(function (it, i) {
-        var st = (status[i] || {}).state || '';
+        var st = (status[it.name] || {}).state || '';
         var toggled = Object.assign({}, it, { enabled: !it.enabled });
+        delete toggled.etag;
         return h('tr', { 'data-name': it.name },
           td('Name', it.name),
           kind === 'forward' ? [
@@ -238,10 +270,10 @@
               form.replaceWith(f); form = f; f.elements.name.focus();
             } }),
             h('button', { type: 'button', 'class': 'secondary', 'data-toggle': it.name, text: it.enabled ? 'Disable' : 'Enable', onclick: function () {
-              api('PUT', path + '/' + encodeURIComponent(it.name), toggled).then(done(it.name + (it.enabled ? ' disabled.' : ' enabled.')));
+              api('PUT', path + '/' + encodeURIComponent(it.name), toggled, null, it.etag).then(done(it.name + (it.enabled ? ' disabled.' : ' enabled.'), it.name));
             } }),
             twoStep(h('button', { type: 'button', 'class': 'danger', 'data-del': it.name, text: 'Delete' }), 'Delete', function () {
-              api('DELETE', path + '/' + encodeURIComponent(it.name)).then(done(it.name + ' deleted.'));
+              api('DELETE', path + '/' + encodeURIComponent(it.name), null, null, it.etag).then(done(it.name + ' deleted.', it.name));
             }))));
       });
       show(kind === 'forward' ? 'Forwards' : 'Triggers',
@@ -251,8 +283,9 @@
         form);
     });
   }
-  function done(msg) {
+  function done(msg, name) {
     return function (r) {
+      if (name && conflict(r, name)) return;
       if (r.ok) { flash(msg + (warnings(r.body.warnings) ? ' Note: ' + warnings(r.body.warnings) : ''), warnings(r.body.warnings) ? 'warn' : 'good'); route(); }
       else flash(r.body.error === 'invalid' ? (r.body.issues || []).map(function (i) { return i.field + ': ' + i.message; }).join(' ') : r.body.error, 'bad');
     };
@@ -260,7 +293,9 @@
   function submitItem(form, kind, orig, index, body) {
     clearErrors(form);
     var path = '/' + kind + 's' + (orig ? '/' + encodeURIComponent(orig.name) : '');
-    api(orig ? 'PUT' : 'POST', path, body).then(function (r) {
+    delete body.etag;
+    api(orig ? 'PUT' : 'POST', path, body, null, orig && orig.etag).then(function (r) {
+      if (orig && conflict(r, orig.name)) return;
       if (r.ok) done(body.name + (orig ? ' saved.' : ' added.'))(r);
       else showIssues(form, r.body.issues || [{ field: '', message: r.body.error }], kind + 's[' + index + ']');
     });
@@ -361,7 +396,7 @@
   // ---- system --------------------------------------------------------------
   function systemPage() {
     return Promise.all([api('GET', '/system'), api('GET', '/settings')]).then(function (rs) {
-      var sys = rs[0].body, st = rs[1].body;
+      var sys = rs[0].body, st = rs[1].body, settingsTag = rs[1].etag;
       var pw = h('form', { 'class': 'card', id: 'pw-form' },
         h('h2', { text: 'Change the admin password' }),
         field('Current password', 'current', { form: 'pw', type: 'password', autocomplete: 'current-password' }),
@@ -405,7 +440,8 @@
         e.preventDefault(); clearErrors(net);
         var body = { lan: { interface: val(net, 'lan_interface'), subnets: list(val(net, 'lan_subnets')) },
           wan: { interface: val(net, 'wan_interface') }, management: { http_port: Number(val(net, 'http_port')) } };
-        api('PUT', '/settings', body).then(function (r) {
+        api('PUT', '/settings', body, null, settingsTag).then(function (r) {
+          if (conflict(r, 'The router settings')) return;
           var port = body.management.http_port, here = Number(location.port || 80);
           if (r.ok && port !== here) {
             // The UI moves to the new port; confirm from there (the session cookie follows).
@@ -427,9 +463,18 @@
 
   // ---- trial banner --------------------------------------------------------
   var trialTick = null;
+  function showHealth(hl) {
+    var b = $('health');
+    if (hl && hl.state === 'safe_mode') {
+      b.textContent = 'SAFE MODE: nothing is forwarded and the internet reaches nothing, because ' +
+        'the configuration could not be installed: ' + hl.reason;
+      b.hidden = false;
+    } else b.hidden = true;
+  }
   function refreshTrial() {
-    return api('GET', '/trial').then(function (r) {
-      var t = r.body, b = $('trial');
+    return api('GET', '/system').then(function (r) {
+      var t = r.body.trial || {}, b = $('trial');
+      showHealth(r.body.health);
       clearTimeout(trialTick);
       if (t.remaining_secs !== null && t.remaining_secs !== undefined) {
         $('trial-text').textContent = 'New settings on trial: they are undone in ' + t.remaining_secs + ' s unless you keep them.';
@@ -469,8 +514,10 @@
     clearTimeout(trialTick);
     $('nav').hidden = true;
     $('trial').hidden = true;
+    $('health').hidden = true;
     clearInterval(timer);
     fetch('/api/v1/setup').then(function (r) { return r.json(); }).then(function (s) {
+      if (s.broken) return brokenPage(s.broken);
       if (s.needed) return setupPage(s.rules);
       return fetch('/api/v1/session', { credentials: 'same-origin' }).then(function (r) {
         if (!r.ok) return loginPage();

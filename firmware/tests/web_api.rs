@@ -44,12 +44,54 @@ fn ip(args: &[&str]) {
     assert!(st.success(), "ip {args:?}");
 }
 
+/// How a fixture starts.
+struct Setup {
+    trial_secs: u64,
+    limits: Limits,
+    kdf: Cost,
+    /// Start the owner in safe mode with this reason (as with a broken saved config).
+    broken: Option<String>,
+    /// Files written into the state directory before the web server starts.
+    files: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            trial_secs: AppOptions::default().trial_secs,
+            limits: Limits::default(),
+            kdf: Cost {
+                log_n: 8,
+                r: 8,
+                p: 1,
+            },
+            broken: None,
+            files: Vec::new(),
+        }
+    }
+}
+
 impl Fixture {
     fn new() -> Fixture {
-        Fixture::with(AppOptions::default().trial_secs, Limits::default())
+        Fixture::build(Setup::default())
     }
 
     fn with(trial_secs: u64, limits: Limits) -> Fixture {
+        Fixture::build(Setup {
+            trial_secs,
+            limits,
+            ..Setup::default()
+        })
+    }
+
+    fn build(setup: Setup) -> Fixture {
+        let Setup {
+            trial_secs,
+            limits,
+            kdf,
+            broken,
+            files,
+        } = setup;
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         assert!(
             status
@@ -84,9 +126,16 @@ impl Fixture {
                 let f = std::fs::File::open(&path).unwrap();
                 nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
                 // The owner thread inherits this thread's namespace.
+                let start = match broken {
+                    None => daemon::Start::Config(Box::new(cfg)),
+                    Some(reason) => daemon::Start::Broken {
+                        fallback: Box::new(cfg),
+                        reason,
+                    },
+                };
                 daemon::spawn(
                     Engine::open(&saved).expect("engine"),
-                    daemon::Start::Config(Box::new(cfg)),
+                    start,
                     daemon::OwnerOptions {
                         trial_secs,
                         state_dir: Some(saved.parent().unwrap().to_path_buf()),
@@ -98,6 +147,9 @@ impl Fixture {
             .join()
             .unwrap()
         });
+        for (name, bytes) in &files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
         let web = web::start(
             handle.clone(),
             WebOptions {
@@ -106,11 +158,7 @@ impl Fixture {
                 limits,
                 app: AppOptions {
                     state_dir: Some(dir.clone()),
-                    kdf: Cost {
-                        log_n: 8,
-                        r: 8,
-                        p: 1,
-                    },
+                    kdf,
                     trial_secs,
                     audit: None,
                 },
@@ -303,16 +351,37 @@ impl Client {
     fn post(&mut self, path: &str, v: &Value) -> Resp {
         self.request("POST", path, Some(v.to_string().as_bytes()), &[])
     }
-    fn put(&mut self, path: &str, v: &Value) -> Resp {
-        self.request("PUT", path, Some(v.to_string().as_bytes()), &[])
+    /// The ETag a GET of `path` answers (a made-up one if there is none).
+    fn etag(&mut self, path: &str) -> String {
+        let r = self.get(path);
+        r.header("ETag").unwrap_or("\"none\"").to_string()
     }
+    /// PUT with the If-Match of a fresh GET of the same path.
+    fn put(&mut self, path: &str, v: &Value) -> Resp {
+        let tag = self.etag(path);
+        self.put_if(path, v, Some(&tag))
+    }
+    fn put_if(&mut self, path: &str, v: &Value, if_match: Option<&str>) -> Resp {
+        let extra: Vec<(&str, &str)> = if_match.map(|t| ("If-Match", t)).into_iter().collect();
+        self.request("PUT", path, Some(v.to_string().as_bytes()), &extra)
+    }
+    /// DELETE with the If-Match of a fresh GET of the same path.
     fn delete(&mut self, path: &str) -> Resp {
-        self.request("DELETE", path, None, &[])
+        let tag = self.etag(path);
+        self.delete_if(path, Some(&tag))
+    }
+    fn delete_if(&mut self, path: &str, if_match: Option<&str>) -> Resp {
+        let extra: Vec<(&str, &str)> = if_match.map(|t| ("If-Match", t)).into_iter().collect();
+        self.request("DELETE", path, None, &extra)
     }
 }
 
 fn concrete(path: &str) -> String {
-    path.replace("{name}", "web")
+    if path.starts_with("/api/v1/triggers") {
+        path.replace("{name}", "irc")
+    } else {
+        path.replace("{name}", "web")
+    }
 }
 
 #[test]
@@ -368,6 +437,10 @@ fn every_route_except_setup_and_login_requires_a_session() {
     }
     admin.csrf = token;
     // And with both, every GET answers.
+    let fwd = json!({ "name": "web", "protocol": "tcp", "external_port": 8080, "internal_host": "192.168.1.10" });
+    assert_eq!(admin.post("/api/v1/forwards", &fwd).status, 200);
+    let trg = json!({ "name": "irc", "trigger_protocol": "tcp", "trigger_port": 6667, "open_protocol": "tcp", "open_port": 113 });
+    assert_eq!(admin.post("/api/v1/triggers", &trg).status, 200);
     for r in session_routes.iter().filter(|r| r.method == "GET") {
         let resp = admin.get(&concrete(r.path));
         assert_eq!(resp.status, 200, "{} {}: {}", r.method, r.path, resp.text());
@@ -522,15 +595,20 @@ fn login_throttling_grows_per_address() {
     assert_eq!(r.status, 429);
     let wait: u64 = r.header("Retry-After").unwrap().parse().unwrap();
     assert!((3..=4).contains(&wait), "the delay doubles: {wait}");
-    // Every attempt is in the audit log.
+    // Every attempt is in the audit log, as one line for the address.
     let log = admin.get("/api/v1/log").json();
-    let logins = log["audit"]
+    let logins: Vec<&Value> = log["audit"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["action"] == "login")
-        .count();
-    assert_eq!(logins, 6, "{log}");
+        .collect();
+    assert_eq!(logins.len(), 1, "{log}");
+    let detail = logins[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("6 failed logins between") && detail.contains("(2 while throttled)"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -1091,4 +1169,502 @@ fn one_host_flooding_the_ui_evicts_its_own_sockets_not_others() {
     assert_eq!(parse(&evicted).status, 503);
     first.clear();
     more.clear();
+}
+
+/// Sends raw bytes from a chosen loopback source address, reads until the server closes.
+fn raw_from(src: std::net::Ipv4Addr, addr: SocketAddr, bytes: &[u8]) -> Resp {
+    let mut s = connect_from(src, addr);
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    parse(&out)
+}
+
+/// Forward names the kernel holds in the fixture's namespace (read back over netlink).
+fn kernel_forwards(f: &Fixture) -> std::collections::BTreeSet<String> {
+    let path = format!("/run/netns/{}", f.ns);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let ns = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let mut nft = portcullis::nft::Nft::open().expect("netlink");
+            let view =
+                portcullis::readback::kernel_view(&mut nft, portcullis::plan::TABLE).unwrap();
+            view.installed
+                .keys()
+                .filter_map(|k| k.strip_prefix("fwd_").map(str::to_string))
+                .collect()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+fn forward(name: &str, port: u16) -> Value {
+    json!({ "name": name, "protocol": "tcp", "external_port": port, "internal_host": "192.168.1.10", "allow_from": ["198.51.100.0/24"] })
+}
+
+#[test]
+fn twenty_concurrent_adds_all_land_and_deletes_really_close() {
+    let f = Fixture::new();
+    let admin = f.admin();
+    let (cookie, csrf) = (admin.cookie.clone(), admin.csrf.clone());
+    let barrier = std::sync::Barrier::new(5);
+    let answers: Vec<(String, u16, String)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..5)
+            .map(|t| {
+                let (cookie, csrf, barrier) = (cookie.clone(), csrf.clone(), &barrier);
+                s.spawn(move || {
+                    let mut c = Client {
+                        addr: f.addr,
+                        cookie,
+                        csrf,
+                    };
+                    barrier.wait();
+                    (0..4)
+                        .map(|i| {
+                            let n = t * 4 + i;
+                            let name = format!("f{n}");
+                            let r = c.post("/api/v1/forwards", &forward(&name, 9000 + n));
+                            (name, r.status, r.text())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    });
+    for (name, status, text) in &answers {
+        assert_eq!(*status, 200, "{name}: {text}");
+    }
+    let mut c = admin;
+    let list = c.get("/api/v1/forwards").json();
+    let mut names: Vec<String> = list["forwards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = (0..20).map(|n| format!("f{n}")).collect();
+    want.sort();
+    assert_eq!(names, want);
+    // Each list item carries its ETag, the same one a GET of the item answers.
+    for item in list["forwards"].as_array().unwrap() {
+        let name = item["name"].as_str().unwrap();
+        assert_eq!(
+            item["etag"].as_str(),
+            Some(c.etag(&format!("/api/v1/forwards/{name}")).as_str())
+        );
+    }
+    let active = list["status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "active")
+        .count();
+    assert_eq!(active, 20, "{list}");
+    assert_eq!(kernel_forwards(&f), want.iter().cloned().collect());
+    // A DELETE that answered 200 closed the forward in the kernel.
+    for n in ["f3", "f17"] {
+        assert_eq!(c.delete(&format!("/api/v1/forwards/{n}")).status, 200);
+        assert!(!kernel_forwards(&f).contains(n), "{n} still in the kernel");
+    }
+    assert_eq!(kernel_forwards(&f).len(), 18);
+}
+
+#[test]
+fn a_stale_or_missing_if_match_never_overwrites() {
+    let f = Fixture::new();
+    let mut a = f.admin();
+    let mut b = f.client();
+    assert_eq!(
+        b.post("/api/v1/login", &json!({ "password": PASSWORD }))
+            .status,
+        200
+    );
+    assert_eq!(
+        a.post("/api/v1/forwards", &forward("web", 8080)).status,
+        200
+    );
+    // Both read it.
+    let seen_a = a.etag("/api/v1/forwards/web");
+    let seen_b = b.etag("/api/v1/forwards/web");
+    assert_eq!(seen_a, seen_b);
+    // Without If-Match: 428, nothing changed.
+    let mut mine = forward("web", 8081);
+    let r = b.put_if("/api/v1/forwards/web", &mine, None);
+    assert_eq!(r.status, 428, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("If-Match"));
+    assert_eq!(b.delete_if("/api/v1/forwards/web", None).status, 428);
+    assert_eq!(b.put_if("/api/v1/settings", &json!({}), None).status, 428);
+    // A changes it first.
+    let theirs = forward("web", 8082);
+    let r = a.put_if("/api/v1/forwards/web", &theirs, Some(&seen_a));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let new_tag = r.header("ETag").unwrap().to_string();
+    assert_ne!(new_tag, seen_a);
+    // B's edit, based on what B read, is refused with A's version and its ETag.
+    mine["comment"] = json!("mine");
+    let r = b.put_if("/api/v1/forwards/web", &mine, Some(&seen_b));
+    assert_eq!(r.status, 409, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["current"]["external_port"], 8082);
+    assert_eq!(body["etag"], new_tag.as_str());
+    assert_eq!(r.header("ETag"), Some(new_tag.as_str()));
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("changed elsewhere"));
+    // So is B's stale delete.
+    assert_eq!(
+        b.delete_if("/api/v1/forwards/web", Some(&seen_b)).status,
+        409
+    );
+    let now = b.get("/api/v1/forwards/web");
+    assert_eq!(now.json()["external_port"], 8082);
+    // With the fresh ETag B's edit goes through.
+    assert_eq!(
+        b.put_if("/api/v1/forwards/web", &mine, Some(&new_tag))
+            .status,
+        200
+    );
+    // Settings are guarded the same way.
+    let s = a.get("/api/v1/settings");
+    let tag = s.header("ETag").unwrap().to_string();
+    let mut settings = s.json();
+    settings["management"]["http_port"] = json!(8088);
+    assert_eq!(
+        a.put_if("/api/v1/settings", &settings, Some("\"0000000000000000\""))
+            .status,
+        409
+    );
+    assert_eq!(
+        a.put_if("/api/v1/settings", &settings, Some(&tag)).status,
+        200
+    );
+    let audit = a.get("/api/v1/log").json();
+    assert!(audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "forward.edit" && e["detail"] == "changed since read"));
+}
+
+#[test]
+fn exposure_pairs_by_name_and_counts_covering_allow_lists_as_anyone() {
+    let f = Fixture::new();
+    let mut c = f.admin();
+    let soon = Timestamp(Timestamp::now().0 + 3);
+    let items = [
+        json!({ "name": "brief", "protocol": "tcp", "external_port": 7001, "internal_host": "192.168.1.11", "allow_from": ["198.51.100.7"], "expires_at": soon.to_string() }),
+        json!({ "name": "all", "protocol": "tcp", "external_port": 7002, "internal_host": "192.168.1.12", "allow_from": ["0.0.0.0/0"] }),
+        json!({ "name": "halves", "protocol": "tcp", "external_port": 7003, "internal_host": "192.168.1.13", "allow_from": ["128.0.0.0/1", "0.0.0.0/1"] }),
+        json!({ "name": "half", "protocol": "tcp", "external_port": 7004, "internal_host": "192.168.1.14", "allow_from": ["0.0.0.0/1"] }),
+        json!({ "name": "ssh", "protocol": "tcp", "external_port": 2222, "internal_host": "192.168.1.15", "internal_port": 22, "allow_from": ["0.0.0.0/1", "128.0.0.0/1"] }),
+    ];
+    for it in &items {
+        let r = c.post("/api/v1/forwards", it);
+        assert_eq!(r.status, 200, "{it}: {}", r.text());
+    }
+    let e = c.get("/api/v1/exposure").json();
+    assert_eq!(
+        e["summary"], "5 ports open to the internet, 3 to anyone",
+        "{e}"
+    );
+    assert_eq!(e["health"]["state"], "ok");
+    let row = |e: &Value, name: &str| -> Value {
+        e["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    for (name, anyone) in [
+        ("brief", false),
+        ("all", true),
+        ("halves", true),
+        ("half", false),
+        ("ssh", true),
+    ] {
+        assert_eq!(row(&e, name)["anyone"], anyone, "{name}: {e}");
+    }
+    assert!(row(&e, "ssh")["risk"].as_str().unwrap().contains("SSH"));
+    // Across the first forward's expiry every row keeps its own port and destination.
+    let port_of = |name: &str| {
+        items
+            .iter()
+            .find(|i| i["name"] == name)
+            .map(|i| i["external_port"].to_string())
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = c.get("/api/v1/exposure").json();
+        for r in e["rows"].as_array().unwrap() {
+            let name = r["name"].as_str().unwrap();
+            assert_eq!(
+                r["external_port"].to_string(),
+                format!("\"{}\"", port_of(name).trim_matches('"')),
+                "{e}"
+            );
+            let host = items.iter().find(|i| i["name"] == name).unwrap()["internal_host"]
+                .as_str()
+                .unwrap();
+            assert!(r["destination"].as_str().unwrap().starts_with(host), "{e}");
+        }
+        if row(&e, "brief").is_null() {
+            assert_eq!(e["rows"].as_array().unwrap().len(), 4);
+            break;
+        }
+        assert!(Instant::now() < deadline, "brief never expired: {e}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn safe_mode_is_shown_in_system_and_exposure() {
+    let f = Fixture::build(Setup {
+        broken: Some("the saved config is unusable: test".into()),
+        ..Setup::default()
+    });
+    let mut c = f.admin();
+    let sys = c.get("/api/v1/system").json();
+    assert_eq!(sys["health"]["state"], "safe_mode", "{sys}");
+    assert!(sys["health"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("unusable: test"));
+    let e = c.get("/api/v1/exposure").json();
+    assert_eq!(e["health"]["state"], "safe_mode", "{e}");
+}
+
+#[test]
+fn a_damaged_password_file_refuses_setup_and_login_until_console_recovery() {
+    let f = Fixture::build(Setup {
+        files: vec![
+            ("web.json", b"{\"password\": \"scrypt$14$8$1$00".to_vec()),
+            ("audit.json", b"[{\"time\": \"not".to_vec()),
+        ],
+        ..Setup::default()
+    });
+    let mut c = f.client();
+    let s = c.get("/api/v1/setup").json();
+    assert_eq!(
+        s["needed"], false,
+        "a damaged file must not reopen setup: {s}"
+    );
+    let broken = s["broken"].as_str().unwrap();
+    assert!(
+        broken.contains("web.json") && broken.contains("portcullis set-password"),
+        "{broken}"
+    );
+    let r = c.post("/api/v1/setup", &json!({ "password": PASSWORD }));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("portcullis set-password"));
+    let r = c.post("/api/v1/login", &json!({ "password": PASSWORD }));
+    assert_eq!(r.status, 503);
+    assert_eq!(c.get("/api/v1/exposure").status, 401);
+    // The damaged file is still there, untouched.
+    assert_eq!(
+        std::fs::read(f.dir.join("web.json")).unwrap(),
+        b"{\"password\": \"scrypt$14$8$1$00"
+    );
+    // The console recovery command writes a new file; the running server takes it.
+    web::set_password(&f.dir, "console-reset-77").unwrap();
+    let s = c.get("/api/v1/setup").json();
+    assert_eq!(
+        (s["needed"].clone(), s["broken"].clone()),
+        (json!(false), Value::Null)
+    );
+    let r = c.post("/api/v1/login", &json!({ "password": "console-reset-77" }));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The damaged audit log was kept aside, and the new log says so.
+    let aside: Vec<String> = std::fs::read_dir(&f.dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("audit.json.bad-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(f.dir.join(&aside[0])).unwrap(),
+        b"[{\"time\": \"not"
+    );
+    let log = c.get("/api/v1/log").json();
+    let damaged = log["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "audit.damaged")
+        .cloned()
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(damaged["detail"].as_str().unwrap().contains(&aside[0]));
+}
+
+#[test]
+fn failed_logins_cannot_push_changes_out_of_the_audit_log() {
+    let f = Fixture::new();
+    let mut admin = f.admin();
+    assert_eq!(
+        admin.post("/api/v1/forwards", &forward("web", 8080)).status,
+        200
+    );
+    let guesser = std::net::Ipv4Addr::new(127, 0, 0, 9);
+    let body = r#"{"password":"guess-guess-1"}"#;
+    let req = format!(
+        "POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    for _ in 0..310 {
+        let r = raw_from(guesser, f.addr, req.as_bytes());
+        assert!([401, 429].contains(&r.status), "{}", r.text());
+    }
+    let log = admin.get("/api/v1/log").json();
+    let audit = log["audit"].as_array().unwrap();
+    for a in ["setup", "forward.add"] {
+        assert!(
+            audit.iter().any(|e| e["action"] == a),
+            "{a} pushed out: {log}"
+        );
+    }
+    let guesses: Vec<&Value> = audit.iter().filter(|e| e["from"] == "127.0.0.9").collect();
+    assert_eq!(guesses.len(), 1, "{log}");
+    let detail = guesses[0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("310 failed logins "), "{detail}");
+}
+
+#[test]
+fn fifty_simultaneous_requests_from_one_host_are_all_answered() {
+    let f = Fixture::new();
+    let admin = f.admin();
+    let paths = [
+        "/",
+        "/app.js",
+        "/app.css",
+        "/api/v1/exposure",
+        "/api/v1/session",
+    ];
+    let barrier = std::sync::Barrier::new(50);
+    let statuses: Vec<(String, u16)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..50)
+            .map(|i| {
+                let mut c = Client {
+                    addr: f.addr,
+                    cookie: admin.cookie.clone(),
+                    csrf: admin.csrf.clone(),
+                };
+                let barrier = &barrier;
+                let path = paths[i % paths.len()];
+                s.spawn(move || {
+                    barrier.wait();
+                    (path.to_string(), c.get(path).status)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let failed: Vec<_> = statuses.iter().filter(|(_, st)| *st != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+#[test]
+fn logins_hash_on_their_own_thread_and_do_not_stall_the_ui() {
+    // A real scrypt cost, so a hash takes long enough to be in flight while we look.
+    let f = Fixture::build(Setup {
+        kdf: Cost {
+            log_n: 14,
+            r: 8,
+            p: 1,
+        },
+        ..Setup::default()
+    });
+    let mut admin = f.admin();
+    let body = r#"{"password":"not-the-password-1"}"#;
+    let req = format!(
+        "POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<Resp>();
+    let barrier = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for i in 0..4u8 {
+            let (tx, barrier, req) = (tx.clone(), &barrier, &req);
+            s.spawn(move || {
+                barrier.wait();
+                let r = raw_from(
+                    std::net::Ipv4Addr::new(127, 0, 0, 20 + i),
+                    f.addr,
+                    req.as_bytes(),
+                );
+                let _ = tx.send(r);
+            });
+        }
+        // The first answer is a refusal from the full hashing queue (one login hashing,
+        // one waiting), not a login that had to wait for its hash.
+        let first = rx.recv().unwrap();
+        assert_eq!(first.status, 503, "{}", first.text());
+        assert_eq!(first.header("Retry-After"), Some("1"));
+        // While the hashes run, the UI answers everyone else.
+        for path in ["/api/v1/session", "/", "/api/v1/exposure", "/api/v1/system"] {
+            assert_eq!(admin.get(path).status, 200, "{path}");
+        }
+        // ...before any hash finished: what has arrived so far are refusals only.
+        let early: Vec<u16> = rx.try_iter().map(|r| r.status).collect();
+        assert!(early.iter().all(|s| *s == 503), "{early:?}");
+        let mut rest: Vec<u16> = early;
+        while rest.len() < 3 {
+            rest.push(rx.recv().unwrap().status);
+        }
+        rest.sort_unstable();
+        assert!(rest.iter().filter(|s| **s == 401).count() >= 1, "{rest:?}");
+        assert!(rest.iter().all(|s| [401, 503].contains(s)), "{rest:?}");
+    });
+}
+
+#[test]
+fn the_handler_socket_is_removed_on_stop_and_stale_ones_at_start() {
+    let dir = std::env::temp_dir().join(format!("pcxweb-sock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = dir.join(".portcullis-web-999999.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let f = Fixture::new();
+    let socks = |d: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sock"))
+            .collect()
+    };
+    // A second server in the same run directory: the stale socket goes, its own appears.
+    let w = web::start(
+        f.handle.clone(),
+        WebOptions {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            run_dir: dir.clone(),
+            limits: Limits::default(),
+            app: AppOptions::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        socks(&dir),
+        [format!(".portcullis-web-{}.sock", std::process::id())]
+    );
+    assert_eq!(
+        raw(w.addrs()[0], b"GET / HTTP/1.1\r\nHost: r\r\n\r\n").status,
+        200
+    );
+    w.stop();
+    assert!(socks(&dir).is_empty(), "{:?}", socks(&dir));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -219,7 +219,26 @@ fn setup_login_add_forward_see_exposure_validation_delete_logout() {
         "the web UI must not be reachable from the WAN"
     );
 
-    // chromedriver (and the Chromium it starts) live in the LAN client's namespace.
+    let result = with_browser(&t, |d| drive(&t, d));
+    let stopped = daemon.stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5));
+    if let Err(p) = result {
+        eprintln!("{}", daemon.logs());
+        std::panic::resume_unwind(p);
+    }
+    stopped.unwrap();
+    // The daemon removed its web handler socket on the way out.
+    let left: Vec<String> = std::fs::read_dir(&cli.dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(".portcullis-web-"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Runs `body` with a fresh headless Chromium whose chromedriver (and the browser) live
+/// in the LAN client's namespace; the driver is stopped on every path. On failure the
+/// driver's log is printed and the panic returned.
+fn with_browser(t: &Topology, body: impl FnOnce(&Driver) + Send) -> std::thread::Result<()> {
     let profile = t.path("chromium-profile");
     let driver_log = t.path("chromedriver.log");
     let mut driver = netns::command(
@@ -231,24 +250,26 @@ fn setup_login_add_forward_see_exposure_validation_delete_logout() {
         .stdout(std::fs::File::create(&driver_log).unwrap())
         .stderr(Stdio::null());
     let mut driver = driver.spawn().expect("start chromedriver");
-
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        netns::run_in(&t.lan_client, || drive(&t, &profile))
+        netns::run_in(&t.lan_client, || {
+            let d = session(&profile);
+            body(&d);
+            d.call("DELETE", "", None);
+        })
     }));
     let _ = driver.kill();
     let _ = driver.wait();
-    let _ = daemon.stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5));
-    if let Err(p) = result {
-        eprintln!("{}", daemon.logs());
+    if result.is_err() {
         eprintln!(
             "{}",
             std::fs::read_to_string(&driver_log).unwrap_or_default()
         );
-        std::panic::resume_unwind(p);
     }
+    result
 }
 
-fn drive(t: &Topology, profile: &Path) {
+/// A new WebDriver session with headless Chromium and a fresh profile.
+fn session(profile: &Path) -> Driver {
     let base = format!("http://127.0.0.1:{DRIVER_PORT}");
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
@@ -280,11 +301,14 @@ fn drive(t: &Topology, profile: &Path) {
         .as_str()
         .expect("sessionId")
         .to_owned();
-    let d = Driver {
+    Driver {
         base,
         session,
         agent,
-    };
+    }
+}
+
+fn drive(t: &Topology, d: &Driver) {
     let ui = format!("http://{ROUTER_LAN}/");
 
     // First boot: only the setup page, with the password rules stated.
@@ -364,6 +388,35 @@ fn drive(t: &Topology, profile: &Path) {
     d.screenshot("05-validation-error");
     assert!(d.find_all("tr[data-name='bad']").is_empty());
 
+    // Someone else changes the forward while this page shows it: the page's next change
+    // is refused (409), says so, and shows the forward as it is now.
+    let port80 = SocketAddr::from((ROUTER_LAN, 80));
+    let (cookie, csrf) = login_http(port80);
+    let (st, head, body) = http(port80, "GET", "/api/v1/forwards/web", &cookie, &csrf, "").unwrap();
+    assert_eq!(st, 200, "{body}");
+    let tag = etag_in(&head);
+    let mut other: Value = serde_json::from_str(&body).unwrap();
+    other["comment"] = json!("changed from another browser");
+    let (st, _, body) = http_with(
+        port80,
+        "PUT",
+        "/api/v1/forwards/web",
+        &cookie,
+        &csrf,
+        &other.to_string(),
+        &[("If-Match", &tag)],
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{body}");
+    d.click("button[data-toggle='web']");
+    d.wait("#flash", "conflict", |t| {
+        t.contains("changed elsewhere — reloaded")
+    });
+    d.screenshot("05b-conflict");
+    d.wait("tr[data-name='web']", "still enabled", |t| {
+        t.contains("Disable")
+    });
+
     // Delete it (two clicks: the first asks to confirm).
     d.click("button[data-del='web']");
     d.wait("button[data-del='web']", "confirm", |t| {
@@ -417,7 +470,6 @@ fn drive(t: &Topology, profile: &Path) {
     d.goto(&format!("{ui}#/forwards"));
     d.el("#login-password");
     d.screenshot("10-logged-out");
-    d.call("DELETE", "", None);
 }
 
 /// One HTTP request from the current thread's namespace; returns (status, headers, body).
@@ -429,12 +481,26 @@ fn http(
     csrf: &str,
     body: &str,
 ) -> std::io::Result<(u16, String, String)> {
+    http_with(to, method, path, cookie, csrf, body, &[])
+}
+
+/// [`http`] with extra headers.
+fn http_with(
+    to: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    csrf: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(1))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let extra: String = extra.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nCookie: pc_session={cookie}\r\n\
-         Content-Type: application/json\r\nX-CSRF-Token: {csrf}\r\nContent-Length: {}\r\n\r\n{body}",
+         Content-Type: application/json\r\nX-CSRF-Token: {csrf}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         to.ip(),
         body.len()
     );
@@ -448,6 +514,64 @@ fn http(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     Ok((status, head.to_owned(), body.to_owned()))
+}
+
+/// The ETag header of an answer's head.
+fn etag_in(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("etag").then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no ETag in {head}"))
+}
+
+/// Logs in over plain HTTP; returns (session cookie, CSRF token).
+fn login_http(to: SocketAddr) -> (String, String) {
+    let (st, head, body) = http(
+        to,
+        "POST",
+        "/api/v1/login",
+        "",
+        "",
+        &format!("{{\"password\":\"{PASSWORD}\"}}"),
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{body}");
+    session_of(&head, &body)
+}
+
+/// The session cookie and CSRF token of a setup or login answer.
+fn session_of(head: &str, body: &str) -> (String, String) {
+    let cookie = head
+        .split("pc_session=")
+        .nth(1)
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let v: Value = serde_json::from_str(body).unwrap();
+    (cookie, v["csrf"].as_str().unwrap().to_owned())
+}
+
+/// PUTs router settings with the If-Match of a fresh GET.
+fn put_settings(
+    to: SocketAddr,
+    cookie: &str,
+    csrf: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let (st, head, got) = http(to, "GET", "/api/v1/settings", cookie, csrf, "")?;
+    assert_eq!(st, 200, "{got}");
+    let tag = etag_in(&head);
+    http_with(
+        to,
+        "PUT",
+        "/api/v1/settings",
+        cookie,
+        csrf,
+        body,
+        &[("If-Match", &tag)],
+    )
 }
 
 /// The real daemon: a UI port change goes on trial, the UI moves to the new port, and
@@ -491,14 +615,7 @@ fn ui_port_change_on_trial_moves_the_ui_and_rolls_back_unless_confirmed() {
             )
             .unwrap();
             assert_eq!(st, 200, "{body}");
-            let cookie = head
-                .split("pc_session=")
-                .nth(1)
-                .and_then(|c| c.split(';').next())
-                .unwrap()
-                .to_owned();
-            let csrf: Value = serde_json::from_str(&body).unwrap();
-            let csrf = csrf["csrf"].as_str().unwrap().to_owned();
+            let (cookie, csrf) = session_of(&head, &body);
             let settings = |port: u16| {
                 json!({
                     "lan": { "interface": "lan0", "subnets": ["192.168.1.0/24"] },
@@ -509,15 +626,7 @@ fn ui_port_change_on_trial_moves_the_ui_and_rolls_back_unless_confirmed() {
             };
 
             // Unconfirmed: the UI moves to 8080, then comes back to 80 by itself.
-            let (st, _, body) = http(
-                port80,
-                "PUT",
-                "/api/v1/settings",
-                &cookie,
-                &csrf,
-                &settings(8080),
-            )
-            .unwrap();
+            let (st, _, body) = put_settings(port80, &cookie, &csrf, &settings(8080)).unwrap();
             assert_eq!(st, 200, "{body}");
             wait_for(port8080, "UI moved to 8080", 5);
             assert!(
@@ -532,15 +641,7 @@ fn ui_port_change_on_trial_moves_the_ui_and_rolls_back_unless_confirmed() {
             assert!(on_disk.contains("\"http_port\": 80"), "{on_disk}");
 
             // Confirmed from the new port: it stays.
-            let (st, _, _) = http(
-                port80,
-                "PUT",
-                "/api/v1/settings",
-                &cookie,
-                &csrf,
-                &settings(8080),
-            )
-            .unwrap();
+            let (st, _, _) = put_settings(port80, &cookie, &csrf, &settings(8080)).unwrap();
             assert_eq!(st, 200);
             wait_for(port8080, "UI moved to 8080 again", 5);
             let (st, _, body) = http(
@@ -568,6 +669,53 @@ fn ui_port_change_on_trial_moves_the_ui_and_rolls_back_unless_confirmed() {
     let _ = daemon.wait();
     if let Err(p) = result {
         eprintln!("{}", logs());
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// A saved config the daemon cannot use puts the router in safe mode; the UI says so on
+/// every page in a banner, with the reason.
+#[test]
+fn safe_mode_shows_a_banner_with_the_reason() {
+    require("chromium");
+    require("chromedriver");
+    let t = Topology::new();
+    let cli = t.cli();
+    // An unknown field: the daemon refuses the file but salvages the LAN for the UI.
+    let text: String = Config::new()
+        .to_json()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut cfg: Value = serde_json::from_str(&text).unwrap();
+    cfg["no_such_field"] = json!(1);
+    std::fs::write(&cli.saved, cfg.to_string()).unwrap();
+    let mut daemon = cli.serve();
+    let up = portcullis_e2e::poll::until_true(Duration::from_secs(10), || {
+        netns::run_in(&t.lan_client, || {
+            TcpStream::connect_timeout(&SocketAddr::from((ROUTER_LAN, 80)), Duration::from_secs(1))
+                .is_ok()
+        })
+    });
+    assert!(up, "web UI not listening\n{}", daemon.logs());
+    let result = with_browser(&t, |d| {
+        d.goto(&format!("http://{ROUTER_LAN}/"));
+        d.type_into("#setup-password", PASSWORD);
+        d.type_into("#setup-confirm", PASSWORD);
+        d.click("#setup-submit");
+        d.wait("#health", "safe mode banner", |t| {
+            t.contains("SAFE MODE") && t.contains("no_such_field")
+        });
+        d.click("a[href='#/forwards']");
+        d.wait("#health", "banner on other pages", |t| {
+            t.contains("SAFE MODE")
+        });
+        d.screenshot("11-safe-mode");
+    });
+    let _ = daemon.stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5));
+    if let Err(p) = result {
+        eprintln!("{}", daemon.logs());
         std::panic::resume_unwind(p);
     }
 }

@@ -92,8 +92,8 @@ pub fn hash_password(password: &str, cost: Cost) -> Result<String, AuthError> {
     ))
 }
 
-/// Checks a password against a stored hash (with the cost it was made with).
-pub fn verify_password(password: &str, stored: &str) -> Result<bool, AuthError> {
+/// A stored hash split into its cost, salt and key.
+fn parse_stored(stored: &str) -> Result<(Cost, Vec<u8>, Vec<u8>), AuthError> {
     let parts: Vec<&str> = stored.split('$').collect();
     let [kind, log_n, r, p, salt, key] = parts.as_slice() else {
         return Err(AuthError::Malformed);
@@ -108,6 +108,28 @@ pub fn verify_password(password: &str, stored: &str) -> Result<bool, AuthError> 
     };
     let salt = unhex(salt).ok_or(AuthError::Malformed)?;
     let key = unhex(key).ok_or(AuthError::Malformed)?;
+    // Bounded cost (at most 2^20 * 8 * 128 B = 1 GiB would not fit a router anyway): a
+    // damaged or planted file must not make a login allocate without limit.
+    if key.len() != 32 || salt.is_empty() || cost.log_n > 20 || cost.r > 16 || cost.p > 4 {
+        return Err(AuthError::Malformed);
+    }
+    scrypt::Params::new(cost.log_n, cost.r, cost.p, 32).map_err(|_| AuthError::Params {
+        log_n: cost.log_n,
+        r: cost.r,
+        p: cost.p,
+    })?;
+    Ok((cost, salt, key))
+}
+
+/// Whether a stored hash has our format and usable parameters (a damaged password file
+/// must be recognised as damaged, not as "no password").
+pub fn well_formed_hash(stored: &str) -> bool {
+    parse_stored(stored).is_ok()
+}
+
+/// Checks a password against a stored hash (with the cost it was made with).
+pub fn verify_password(password: &str, stored: &str) -> Result<bool, AuthError> {
+    let (cost, salt, key) = parse_stored(stored)?;
     let got = derive(password, &salt, cost)?;
     Ok(constant_time_eq(&got, &key))
 }

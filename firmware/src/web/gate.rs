@@ -14,10 +14,12 @@
 //!   oldest one of the peer holding the most is closed with a 503, so a flood of idle
 //!   sockets (even from one LAN host) cannot lock out a new client; and caps the bytes they hold together ([`Limits::max_buffered`], the biggest
 //!   is refused);
-//! - hands complete requests to a fixed pool of [`Limits::workers`] threads (503 when
-//!   their queue is full), which pass each one to `tiny_http` over a private Unix socket
-//!   with `Connection: close` and the client's address in `X-Portcullis-Peer` (a client's
-//!   own copy of that header is removed), and write the answer back with a write timeout.
+//! - hands complete requests to a fixed pool of [`Limits::workers`] threads, which pass
+//!   each one to `tiny_http` over a private Unix socket with `Connection: close` and the
+//!   client's address in `X-Portcullis-Peer` (a client's own copy of that header is
+//!   removed), and write the answer back with a write timeout. While all workers are busy,
+//!   complete requests wait in the gate, in arrival order, counted against the same
+//!   connection and memory caps: a page load plus polling never sees a 503.
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -33,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-/// The header carrying the client's address from the gate to the handlers.
-pub const PEER_HEADER: &str = "X-Portcullis-Peer";
+pub use super::request::PEER_HEADER;
+use super::request::{progress, refusal, rewrite_head, Progress};
 
 /// Resource caps of the gate.
 #[derive(Debug, Clone)]
@@ -64,7 +66,7 @@ impl Default for Limits {
             max_body: 256 * 1024,
             head_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
-            workers: 4,
+            workers: 6,
             max_buffered: 4 * 1024 * 1024,
         }
     }
@@ -85,129 +87,11 @@ struct Job {
     body: Vec<u8>,
 }
 
-/// What the bytes received so far amount to.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Progress {
-    /// Keep reading.
-    More,
-    /// Head ends at `head_len`; the request is `head_len + body_len` bytes.
-    Complete { head_len: usize, body_len: usize },
-    /// Answer with this status and close.
-    Refuse(u16),
-}
-
-/// Decides, from the bytes received so far, whether a request is complete. Pure, so the
-/// limits are unit-tested.
-pub(crate) fn progress(buf: &[u8], limits: &Limits) -> Progress {
-    let Some(end) = find(buf, b"\r\n\r\n") else {
-        return if buf.len() > limits.max_head {
-            Progress::Refuse(431)
-        } else {
-            Progress::More
-        };
-    };
-    let head_len = end + 4;
-    if head_len > limits.max_head {
-        return Progress::Refuse(431);
+impl Job {
+    /// Bytes it holds.
+    fn len(&self) -> usize {
+        self.head.len() + self.body.len()
     }
-    let Ok(head) = std::str::from_utf8(&buf[..end]) else {
-        return Progress::Refuse(400);
-    };
-    let mut length: Option<usize> = None;
-    for line in head.split("\r\n").skip(1) {
-        let Some((name, value)) = line.split_once(':') else {
-            return Progress::Refuse(400);
-        };
-        let name = name.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Progress::Refuse(411);
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            let Ok(n) = value.trim().parse::<usize>() else {
-                return Progress::Refuse(400);
-            };
-            if length.is_some_and(|l| l != n) {
-                return Progress::Refuse(400);
-            }
-            length = Some(n);
-        }
-    }
-    let body_len = length.unwrap_or(0);
-    if body_len > limits.max_body {
-        return Progress::Refuse(413);
-    }
-    if buf.len() >= head_len + body_len {
-        Progress::Complete { head_len, body_len }
-    } else {
-        Progress::More
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The head passed on to the handlers: hop-by-hop headers and any client-sent peer
-/// header removed, `Connection: close` and the real peer address added.
-pub(crate) fn rewrite_head(head: &[u8], peer: IpAddr) -> Vec<u8> {
-    let text = String::from_utf8_lossy(head);
-    let mut out = String::with_capacity(text.len() + 64);
-    for (i, line) in text.split("\r\n").enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        if i > 0 {
-            let name = line.split_once(':').map(|(n, _)| n.trim()).unwrap_or("");
-            if [
-                "connection",
-                "keep-alive",
-                "expect",
-                "upgrade",
-                "proxy-connection",
-            ]
-            .iter()
-            .any(|h| name.eq_ignore_ascii_case(h))
-                || name.eq_ignore_ascii_case(PEER_HEADER)
-            {
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out.push_str("Connection: close\r\n");
-    out.push_str(PEER_HEADER);
-    out.push_str(": ");
-    out.push_str(&peer.to_string());
-    out.push_str("\r\n\r\n");
-    out.into_bytes()
-}
-
-/// A plain answer the gate writes itself.
-pub(crate) fn refusal(status: u16) -> Vec<u8> {
-    let (reason, text) = match status {
-        400 => ("Bad Request", "malformed request"),
-        408 => ("Request Timeout", "the request did not arrive in time"),
-        411 => (
-            "Length Required",
-            "send a Content-Length, not a chunked body",
-        ),
-        413 => ("Payload Too Large", "request body too large"),
-        431 => (
-            "Request Header Fields Too Large",
-            "request headers too large",
-        ),
-        _ => (
-            "Service Unavailable",
-            "the router is busy with too many connections; try again",
-        ),
-    };
-    format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\nRetry-After: 2\r\n\r\n{text}\n",
-        text.len() + 1
-    )
-    .into_bytes()
 }
 
 /// Best effort: the socket is non-blocking or has a short timeout; a client that does not
@@ -250,7 +134,9 @@ pub(crate) fn spawn(
     for l in &listeners {
         l.set_nonblocking(true)?;
     }
-    let (tx, rx) = sync_channel::<Job>(limits.workers * 4);
+    // Jobs beyond the ones being handed over wait in the gate (`ready` in `poll_loop`),
+    // where the caps count them.
+    let (tx, rx) = sync_channel::<Job>(1);
     let rx = Arc::new(Mutex::new(rx));
     let mut threads = Vec::new();
     for i in 0..limits.workers {
@@ -302,8 +188,13 @@ fn poll_loop(
     listen: &Listen,
 ) {
     let mut pending: VecDeque<Pending> = VecDeque::new();
+    // Complete requests waiting for a free worker, oldest first.
+    let mut ready: VecDeque<Job> = VecDeque::new();
     let mut chunk = vec![0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
+        if !hand_over(&mut ready, tx) {
+            return;
+        }
         // Move to new addresses (the LAN address or the UI port changed). The old
         // listeners close first, so an address in both sets can be bound again; if nothing
         // can be bound, the old addresses are taken back.
@@ -332,28 +223,32 @@ fn poll_loop(
                         .map(|p| PollFd::new(p.stream.as_fd(), PollFlags::POLLIN)),
                 )
                 .collect();
-            if let Err(e) = poll(&mut fds, PollTimeout::from(200u16)) {
+            // With requests waiting for a worker, look again soon.
+            let wait: u16 = if ready.is_empty() { 200 } else { 5 };
+            if let Err(e) = poll(&mut fds, PollTimeout::from(wait)) {
                 if e != nix::errno::Errno::EINTR {
                     eprintln!("portcullis: web: poll failed: {e}");
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 continue;
             }
-            let ready: Vec<bool> = fds
+            let revents: Vec<bool> = fds
                 .iter()
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
-            let (l, c) = ready.split_at(listeners.len());
+            let (l, c) = revents.split_at(listeners.len());
             (l.to_vec(), c.to_vec())
         };
 
         // Read from ready connections first (indexes refer to the current queue).
         let mut done: Vec<usize> = Vec::new();
-        for (i, ready) in ready_conns.iter().enumerate() {
-            if !*ready {
+        for (i, c_ready) in ready_conns.iter().enumerate() {
+            if !*c_ready {
                 continue;
             }
-            let p = &mut pending[i];
+            let Some(p) = pending.get_mut(i) else {
+                continue;
+            };
             let closed = loop {
                 match p.stream.read(&mut chunk) {
                     Ok(0) => break true,
@@ -379,7 +274,11 @@ fn poll_loop(
                 Progress::Refuse(status) => refuse(p.stream, status),
                 Progress::Complete { head_len, body_len } => {
                     let mut buf = p.buf;
-                    let body = buf[head_len..head_len + body_len].to_vec();
+                    // `progress` guarantees the range; `get` keeps even a bug from panicking.
+                    let body = buf
+                        .get(head_len..head_len.saturating_add(body_len))
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_default();
                     buf.truncate(head_len);
                     let job = Job {
                         stream: p.stream,
@@ -387,17 +286,22 @@ fn poll_loop(
                         head: buf,
                         body,
                     };
-                    match tx.try_send(job) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(job)) => refuse(job.stream, 503),
-                        Err(TrySendError::Disconnected(_)) => return,
+                    let held: usize = ready.iter().map(Job::len).sum();
+                    if held + job.len() > limits.max_buffered {
+                        refuse(job.stream, 503);
+                    } else {
+                        ready.push_back(job);
                     }
                 }
             }
         }
+        if !hand_over(&mut ready, tx) {
+            return;
+        }
 
-        // Cap the memory held by requests still arriving.
-        let mut total: usize = pending.iter().map(|p| p.buf.len()).sum();
+        // Cap the memory held by requests still arriving (and those waiting for a worker).
+        let held: usize = ready.iter().map(Job::len).sum();
+        let mut total: usize = held + pending.iter().map(|p| p.buf.len()).sum::<usize>();
         while total > limits.max_buffered {
             let Some((i, _)) = pending.iter().enumerate().max_by_key(|(_, p)| p.buf.len()) else {
                 break;
@@ -419,8 +323,8 @@ fn poll_loop(
         }
 
         // Accept new connections; when full, the oldest waiting connection makes room.
-        for (l, ready) in listeners.iter().zip(&ready_listeners) {
-            if !*ready {
+        for (l, l_ready) in listeners.iter().zip(&ready_listeners) {
+            if !*l_ready {
                 continue;
             }
             loop {
@@ -429,8 +333,12 @@ fn poll_loop(
                         if stream.set_nonblocking(true).is_err() {
                             continue;
                         }
-                        if pending.len() >= limits.max_pending {
-                            evict_one(&mut pending);
+                        if pending.len() + ready.len() >= limits.max_pending
+                            && !evict_one(&mut pending)
+                        {
+                            // Every slot holds a complete request waiting for a worker.
+                            refuse(stream, 503);
+                            continue;
                         }
                         pending.push_back(Pending {
                             stream,
@@ -456,19 +364,39 @@ fn poll_loop(
 /// Makes room for one more waiting connection: closes (503) the oldest waiting connection
 /// of the peer address holding the most, so a LAN host flooding the UI with idle sockets
 /// evicts its own sockets rather than other people's.
-fn evict_one(pending: &mut VecDeque<Pending>) {
+/// Returns false when there was nothing to evict.
+fn evict_one(pending: &mut VecDeque<Pending>) -> bool {
     let mut counts: std::collections::HashMap<IpAddr, usize> = std::collections::HashMap::new();
     for p in pending.iter() {
         *counts.entry(p.peer.ip()).or_default() += 1;
     }
     let Some(heaviest) = counts.into_iter().max_by_key(|(_, n)| *n).map(|(ip, _)| ip) else {
-        return;
+        return false;
     };
-    if let Some(i) = pending.iter().position(|p| p.peer.ip() == heaviest) {
-        if let Some(old) = pending.remove(i) {
-            refuse(old.stream, 503);
+    let Some(old) = pending
+        .iter()
+        .position(|p| p.peer.ip() == heaviest)
+        .and_then(|i| pending.remove(i))
+    else {
+        return false;
+    };
+    refuse(old.stream, 503);
+    true
+}
+
+/// Passes waiting requests to free workers, oldest first; false when the workers are gone.
+fn hand_over(ready: &mut VecDeque<Job>, tx: &SyncSender<Job>) -> bool {
+    while let Some(job) = ready.pop_front() {
+        match tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => {
+                ready.push_front(job);
+                break;
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
         }
     }
+    true
 }
 
 fn worker(rx: &Mutex<Receiver<Job>>, backend: &std::path::Path, timeout: Duration) {
@@ -514,60 +442,4 @@ fn pass(
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
     Ok(answer)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_waits_for_head_and_body_and_enforces_caps() {
-        let l = Limits {
-            max_head: 64,
-            max_body: 10,
-            ..Limits::default()
-        };
-        assert_eq!(progress(b"GET / HTTP/1.1\r\nHost: a", &l), Progress::More);
-        assert_eq!(
-            progress(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &l),
-            Progress::Complete {
-                head_len: 27,
-                body_len: 0
-            }
-        );
-        let post = b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab";
-        assert_eq!(progress(post, &l), Progress::More);
-        let mut full = post.to_vec();
-        full.push(b'c');
-        assert!(matches!(
-            progress(&full, &l),
-            Progress::Complete { body_len: 3, .. }
-        ));
-        assert_eq!(
-            progress(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", &l),
-            Progress::Refuse(413)
-        );
-        assert_eq!(
-            progress(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &l),
-            Progress::Refuse(411)
-        );
-        assert_eq!(progress(&[b'a'; 65], &l), Progress::Refuse(431));
-        assert_eq!(
-            progress(
-                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                &l
-            ),
-            Progress::Refuse(400)
-        );
-    }
-
-    #[test]
-    fn rewrite_strips_a_forged_peer_and_closes() {
-        let head = b"GET / HTTP/1.1\r\nHost: r\r\nx-portcullis-peer: 1.2.3.4\r\nConnection: keep-alive\r\n\r\n";
-        let out = String::from_utf8(rewrite_head(head, "192.168.1.5".parse().unwrap())).unwrap();
-        assert_eq!(
-            out,
-            "GET / HTTP/1.1\r\nHost: r\r\nConnection: close\r\nX-Portcullis-Peer: 192.168.1.5\r\n\r\n"
-        );
-    }
 }

@@ -11,14 +11,18 @@
 //!                                                   daemon::Handle (commands) ──► owner thread
 //! ```
 //!
-//! Handlers never touch kernel state: every change is a `daemon::Command`.
+//! Handlers never touch kernel state: every change is one `daemon::Edit`, every view is
+//! built from one `daemon::Snapshot`.
 
 pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod gate;
+pub mod hasher;
 pub mod http;
+pub mod request;
+pub mod secrets;
 pub mod sessions;
 pub mod throttle;
 
@@ -40,8 +44,12 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
 base-uri 'none'";
 
-/// Handler threads behind tiny_http.
-const HANDLERS: usize = 2;
+/// Handler threads behind tiny_http: at most two wait for the hashing thread (one job
+/// running, one queued), so two are always free for everyone else.
+const HANDLERS: usize = 4;
+
+/// The private socket between the gate and tiny_http is `run_dir/SOCKET_PREFIX<pid>.sock`.
+const SOCKET_PREFIX: &str = ".portcullis-web-";
 
 /// How often hit counters are read for "last hit" and the hit log.
 const HIT_POLL: std::time::Duration = std::time::Duration::from_secs(10);
@@ -148,9 +156,7 @@ pub fn set_password(state_dir: &std::path::Path, password: &str) -> Result<(), S
         return Err(format!("password: {why}"));
     }
     let hash = auth::hash_password(password, auth::Cost::DEFAULT).map_err(|e| e.to_string())?;
-    let body = serde_json::to_vec_pretty(&serde_json::json!({ "password": hash }))
-        .map_err(|e| e.to_string())?;
-    crate::store::save_atomic_private(&state_dir.join("web.json"), &body)
+    crate::store::save_atomic_private(&state_dir.join(secrets::FILE), &secrets::encode(&hash))
         .map_err(|e| crate::daemon::chain(&e))
 }
 
@@ -166,9 +172,10 @@ pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
         addrs.push(l.local_addr().unwrap_or(*addr));
         listeners.push(l);
     }
+    remove_stale_sockets(&opts.run_dir);
     let socket = opts
         .run_dir
-        .join(format!(".portcullis-web-{}.sock", std::process::id()));
+        .join(format!("{SOCKET_PREFIX}{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&socket);
     let unix =
         std::os::unix::net::UnixListener::bind(&socket).map_err(|source| WebError::Backend {
@@ -186,7 +193,7 @@ pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
                 message: e.to_string(),
             })?,
         );
-    let app = Arc::new(App::new(daemon, opts.app.clone()));
+    let app = Arc::new(App::new(daemon, opts.app.clone()).map_err(WebError::Threads)?);
     let stop = Arc::new(AtomicBool::new(false));
     let mut handlers = Vec::new();
     for i in 0..HANDLERS {
@@ -244,13 +251,47 @@ pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
     })
 }
 
+/// Removes the handler sockets of earlier daemons from `run_dir`. The daemon holds an
+/// exclusive lock on its config, so any such socket but our own belongs to a dead one.
+fn remove_stale_sockets(run_dir: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt as _;
+    let Ok(dir) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = name.starts_with(SOCKET_PREFIX)
+            && name.ends_with(".sock")
+            && e.file_type().is_ok_and(|t| t.is_socket());
+        if ours {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                eprintln!(
+                    "portcullis: web: removing the stale socket {}: {err}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}
+
+/// Runs one request's handler. Handlers are written not to panic; should one anyway
+/// (debug builds and tests unwind; release builds abort, see docs/decisions.md), the
+/// client gets a 500 and the thread lives on.
+pub fn guarded(handle: impl FnOnce() -> Response) -> Response {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(handle)).unwrap_or_else(|_| {
+        eprintln!("portcullis: web: a request handler panicked; answered 500");
+        Response::error(500, "internal error while answering this request")
+    })
+}
+
 fn handler_loop(server: &tiny_http::Server, app: &App, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let Ok(mut rq) = server.recv() else {
             continue;
         };
         let req = convert(&mut rq);
-        let resp = route(app, &req, Timestamp::now());
+        let resp = guarded(|| route(app, &req, Timestamp::now()));
         let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
         for (name, value) in resp.headers {
             if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
@@ -313,4 +354,35 @@ fn with_security_headers(r: Response) -> Response {
         .header("Referrer-Policy", "no-referrer")
         .header("Cross-Origin-Opener-Policy", "same-origin")
         .header("Cross-Origin-Resource-Policy", "same-origin")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_answers_500_and_the_caller_goes_on() {
+        let r = guarded(|| panic!("handler bug"));
+        assert_eq!(r.status, 500);
+        assert_eq!(guarded(|| Response::empty(204)).status, 204);
+    }
+
+    #[test]
+    fn stale_handler_sockets_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("pcx-sock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let stale = dir.join(format!("{SOCKET_PREFIX}1.sock"));
+        let listener = std::os::unix::net::UnixListener::bind(&stale).unwrap();
+        drop(listener);
+        // A regular file with the same kind of name is not ours to remove.
+        let file = dir.join(format!("{SOCKET_PREFIX}2.sock"));
+        std::fs::write(&file, b"x").unwrap();
+        let other = dir.join("config.json");
+        std::fs::write(&other, b"{}").unwrap();
+        remove_stale_sockets(&dir);
+        assert!(!stale.exists());
+        assert!(file.exists() && other.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

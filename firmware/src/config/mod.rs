@@ -10,8 +10,8 @@ mod validate;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-pub use types::{Ipv4Net, PortRange, Protocol, Timestamp};
-pub use validate::{validate, Issue, Report, Severity, RESERVED_PORTS};
+pub use types::{covered, covers_everything, Ipv4Net, PortRange, Protocol, Timestamp};
+pub use validate::{validate, validate_host, Issue, Report, Severity, RESERVED_PORTS};
 
 /// The config format this build reads and writes.
 pub const VERSION: u32 = 1;
@@ -53,8 +53,11 @@ pub struct Wan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Management {
-    /// TCP port of the web UI on the LAN address.
-    #[serde(default = "default_http_port")]
+    /// TCP port of the web UI on the LAN address (port 0 is refused while parsing).
+    #[serde(
+        default = "default_http_port",
+        deserialize_with = "types::nonzero_port"
+    )]
     pub http_port: u16,
 }
 
@@ -106,6 +109,13 @@ impl Forward {
     /// The internal range actually used.
     pub fn internal_range(&self) -> PortRange {
         self.internal_port.unwrap_or(self.external_port)
+    }
+
+    /// Can any address on the internet connect? True for an empty `allow_from` and for
+    /// lists that together cover every address (`0.0.0.0/0`, `0.0.0.0/1` + `128.0.0.0/1`):
+    /// coverage decides, not spelling.
+    pub fn open_to_anyone(&self) -> bool {
+        self.allow_from.is_empty() || covers_everything(&self.allow_from)
     }
 }
 

@@ -203,6 +203,21 @@ pub enum ConfigError {
     Invalid(Report),
 }
 
+/// A serde_json error as a [`ConfigError::Parse`] at `field`.
+fn parse_error(field: String, e: serde_json::Error) -> ConfigError {
+    // serde_json appends " at line L column C"; we report position separately.
+    let mut message = e.to_string();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    ConfigError::Parse {
+        field,
+        message,
+        line: e.line(),
+        column: e.column(),
+    }
+}
+
 impl Config {
     /// Parses JSON text; checks the version before anything else so that a newer file
     /// gets a clear message instead of a confusing field error. Whole lines starting with
@@ -221,24 +236,22 @@ impl Config {
             }
         }
         let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let cfg: Config = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let field = match e.path().to_string() {
                 p if p == "." || p.is_empty() => "(config)".to_string(),
                 p => p,
             };
-            let inner = e.into_inner();
-            // serde_json appends " at line L column C"; we report position separately.
-            let mut message = inner.to_string();
-            if let Some(i) = message.rfind(" at line ") {
-                message.truncate(i);
-            }
-            ConfigError::Parse {
-                field,
-                message,
-                line: inner.line(),
-                column: inner.column(),
-            }
-        })
+            parse_error(field, e.into_inner())
+        })?;
+        // Nothing but whitespace may follow the config object.
+        de.end()
+            .map_err(|e| parse_error("(config)".to_string(), e))?;
+        // The early check above is skipped when the text is not JSON at all; a file
+        // that is JSON always reaches this one.
+        if cfg.version != VERSION {
+            return Err(ConfigError::Version(cfg.version));
+        }
+        Ok(cfg)
     }
 
     /// Reads and parses a file (no validation).

@@ -416,6 +416,21 @@ fn unknown_fields_and_wrong_versions_are_refused() {
     assert!(err.starts_with("version:"), "{err}");
 }
 
+/// Found by fuzzing: text after the config object was ignored, and with it the early
+/// version check (which parses the whole text), so a version-0 file was read as version 1.
+#[test]
+fn text_after_the_config_object_is_refused() {
+    let text = serde_json::to_string(&base()).unwrap();
+    assert!(Config::parse(&format!("{text}\n\n")).is_ok());
+    assert_parse_refused(&format!("{text} x"), "(config)", "trailing characters");
+    assert_parse_refused(&format!("{text}{{}}"), "(config)", "trailing characters");
+    let v0 = text.replace("\"version\":1", "\"version\":0");
+    let err = Config::parse(&format!("{v0}]")).unwrap_err().to_string();
+    assert!(err.contains("trailing characters"), "{err}");
+    let err = Config::parse(&v0).unwrap_err().to_string();
+    assert!(err.starts_with("version:"), "{err}");
+}
+
 #[test]
 fn ten_thousand_forwards_validate() {
     let mut c = base();

@@ -211,9 +211,24 @@ fn name(rng: &mut Rng, i: usize) -> String {
     if rng.chance(2) {
         return "dup".into();
     }
-    // Up to the 24-character limit, in the allowed alphabet.
-    let pad = usize::try_from(rng.below(20)).expect("small");
-    format!("n{i}-{}", "x_".repeat(pad / 2))
+    // Up to the 24-character limit (the longest chain, set, counter and log prefix names).
+    let mut n = format!("n{i}-");
+    let len = usize::try_from(rng.between(4, 24)).expect("small");
+    while n.len() < len {
+        n.push(*rng.pick(&['a', 'z', '0', '9', '-', '_']));
+    }
+    n
+}
+
+/// An interface name as the kernel allows it: 1 to 15 characters.
+fn interface(rng: &mut Rng, fallback: &str) -> String {
+    match rng.below(6) {
+        0 => "br-lan.10".into(),
+        1 => "eth0@if7".into(),
+        2 => "abcdefghijklmno".into(),
+        3 => "x".into(),
+        _ => fallback.into(),
+    }
 }
 
 fn forward(rng: &mut Rng, i: usize, subnets: &[Ipv4Net]) -> Forward {
@@ -283,11 +298,11 @@ fn config(rng: &mut Rng) -> Config {
     Config {
         version: VERSION,
         lan: Lan {
-            interface: "lan0".into(),
+            interface: interface(rng, "lan0"),
             subnets,
         },
         wan: Wan {
-            interface: "wan0".into(),
+            interface: interface(rng, "wan0"),
         },
         management: Management {
             http_port: if rng.chance(80) {

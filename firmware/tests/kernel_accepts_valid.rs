@@ -82,10 +82,7 @@ impl Rng {
 
 fn net(addr: u32, len: u8) -> Ipv4Net {
     let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-    Ipv4Net {
-        addr: Ipv4Addr::from(addr & mask),
-        len,
-    }
+    Ipv4Net::new(Ipv4Addr::from(addr & mask), len).expect("length at most 32")
 }
 
 /// A LAN subnet: usually private, sometimes any address, sometimes inside the previous one.
@@ -98,7 +95,7 @@ fn subnet(rng: &mut Rng, earlier: &[Ipv4Net]) -> Ipv4Net {
     if let Some(prev) = earlier.last() {
         if rng.chance(15) {
             // Nested in (or equal to) an earlier subnet: the kernel refuses overlaps.
-            let inner = len.max(prev.len);
+            let inner = len.max(prev.prefix_len());
             let (lo, hi) = prev.span();
             return net(rng.u32_between(lo, hi), inner);
         }
@@ -112,7 +109,7 @@ fn subnet(rng: &mut Rng, earlier: &[Ipv4Net]) -> Ipv4Net {
     let mut n = net(base, len);
     if rng.chance(3) {
         // Host bits set: validation refuses it.
-        n.addr = Ipv4Addr::from(base | 1);
+        n = Ipv4Net::new(Ipv4Addr::from(base | 1), len).expect("length at most 32");
     }
     n
 }
@@ -166,14 +163,14 @@ fn allow_from(rng: &mut Rng) -> Vec<Ipv4Net> {
             (Some(prev), 0) => prev, // duplicate
             (Some(prev), 1) => {
                 // nested inside the previous one
-                let len = u8::try_from(rng.between(u64::from(prev.len), 32)).expect("len");
+                let len = u8::try_from(rng.between(u64::from(prev.prefix_len()), 32)).expect("len");
                 let (lo, hi) = prev.span();
                 net(rng.u32_between(lo, hi), len)
             }
             (Some(prev), 2) => {
                 // a wider prefix around the previous one
-                let len = u8::try_from(rng.between(0, u64::from(prev.len))).expect("len");
-                net(u32::from(prev.addr), len)
+                let len = u8::try_from(rng.between(0, u64::from(prev.prefix_len()))).expect("len");
+                net(u32::from(prev.addr()), len)
             }
             _ => {
                 let len = u8::try_from(rng.between(0, 32)).expect("len");
@@ -184,10 +181,7 @@ fn allow_from(rng: &mut Rng) -> Vec<Ipv4Net> {
     }
     if rng.chance(3) {
         // Host bits: refused by validation.
-        list.push(Ipv4Net {
-            addr: Ipv4Addr::new(203, 0, 113, 7),
-            len: 24,
-        });
+        list.push(Ipv4Net::new(Ipv4Addr::new(203, 0, 113, 7), 24).expect("valid"));
     }
     list
 }

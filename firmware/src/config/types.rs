@@ -195,20 +195,54 @@ pub(crate) fn shown(s: &str) -> String {
     out
 }
 
-/// An IPv4 prefix such as `192.168.1.0/24`; a bare address is a /32.
+/// An IPv4 prefix such as `192.168.1.0/24`; a bare address is a /32. The length is at most
+/// 32, guaranteed by every constructor. Host bits may be set (`10.0.0.1/8`): validation
+/// names them as a likely typo, so they are kept as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ipv4Net {
-    pub addr: Ipv4Addr,
-    /// Prefix length, 0 to 32 (parsing refuses more; a larger value behaves as 32).
-    pub len: u8,
+    addr: Ipv4Addr,
+    len: u8,
 }
 
 impl Ipv4Net {
+    /// `addr/len`, or why not: a length above 32.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Ipv4Net, String> {
+        if len > 32 {
+            return Err(format!("prefix length {len} is longer than 32"));
+        }
+        Ok(Ipv4Net { addr, len })
+    }
+
+    /// A prefix written in code, checked when a `const` is compiled.
+    pub(crate) const fn constant(addr: Ipv4Addr, len: u8) -> Ipv4Net {
+        assert!(len <= 32, "prefix length above 32");
+        Ipv4Net { addr, len }
+    }
+
+    /// The single address `addr`, a /32.
+    pub const fn host(addr: Ipv4Addr) -> Ipv4Net {
+        Ipv4Net { addr, len: 32 }
+    }
+
+    /// Every IPv4 address, `0.0.0.0/0`.
+    pub const ANY: Ipv4Net = Ipv4Net {
+        addr: Ipv4Addr::UNSPECIFIED,
+        len: 0,
+    };
+
+    /// The address as written (host bits included).
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// The prefix length, 0 to 32.
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
     fn mask(&self) -> u32 {
         // checked_shl: a /0 shifts by 32, which `<<` does not allow.
-        u32::MAX
-            .checked_shl(32u32.saturating_sub(u32::from(self.len)))
-            .unwrap_or(0)
+        u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0)
     }
 
     /// First address of the prefix.
@@ -269,13 +303,7 @@ pub fn covered(nets: &[Ipv4Net], net: &Ipv4Net) -> bool {
 /// Do `nets` together cover every IPv4 address (`0.0.0.0/0`, or e.g. `0.0.0.0/1` plus
 /// `128.0.0.0/1`)? Such an allow-list admits anyone, exactly like an empty one.
 pub fn covers_everything(nets: &[Ipv4Net]) -> bool {
-    covered(
-        nets,
-        &Ipv4Net {
-            addr: Ipv4Addr::UNSPECIFIED,
-            len: 0,
-        },
-    )
+    covered(nets, &Ipv4Net::ANY)
 }
 
 impl fmt::Display for Ipv4Net {

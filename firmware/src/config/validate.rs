@@ -20,11 +20,23 @@ pub const RESERVED_PORTS: &[(u8, u16, &str)] = &[
 
 /// Address blocks that can never be a LAN: the kernel would take the rules, but no host
 /// there can be reached through a forward.
-const NOT_A_LAN: &[(Ipv4Addr, u8, &str)] = &[
-    (Ipv4Addr::new(0, 0, 0, 0), 8, "\"this network\" (0.0.0.0/8)"),
-    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback (127.0.0.0/8)"),
-    (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast (224.0.0.0/4)"),
-    (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved (240.0.0.0/4)"),
+const NOT_A_LAN: [(Ipv4Net, &str); 4] = [
+    (
+        Ipv4Net::constant(Ipv4Addr::new(0, 0, 0, 0), 8),
+        "\"this network\" (0.0.0.0/8)",
+    ),
+    (
+        Ipv4Net::constant(Ipv4Addr::new(127, 0, 0, 0), 8),
+        "loopback (127.0.0.0/8)",
+    ),
+    (
+        Ipv4Net::constant(Ipv4Addr::new(224, 0, 0, 0), 4),
+        "multicast (224.0.0.0/4)",
+    ),
+    (
+        Ipv4Net::constant(Ipv4Addr::new(240, 0, 0, 0), 4),
+        "reserved (240.0.0.0/4)",
+    ),
 ];
 
 /// Farthest expiry accepted: ten years.
@@ -122,8 +134,8 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
     }
     check_subnet_overlaps(&mut r, &cfg.lan.subnets);
     for (i, n) in cfg.lan.subnets.iter().enumerate() {
-        for &(addr, len, what) in NOT_A_LAN {
-            if n.overlaps(&Ipv4Net { addr, len }) {
+        for (block, what) in NOT_A_LAN {
+            if n.overlaps(&block) {
                 r.error(
                     format!("lan.subnets[{i}]"),
                     format!("{n} is in the {what} block, which cannot be a LAN"),
@@ -136,16 +148,16 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
                 format!(
                     "{n} has host bits set; did you mean {}/{}?",
                     n.network(),
-                    n.len
+                    n.prefix_len()
                 ),
             );
         }
-        if n.len < 8 || n.len > 30 {
+        if n.prefix_len() < 8 || n.prefix_len() > 30 {
             r.error(
                 format!("lan.subnets[{i}]"),
                 format!(
                     "prefix length /{} is not a usable LAN (use /8 to /30)",
-                    n.len
+                    n.prefix_len()
                 ),
             );
         }
@@ -324,10 +336,11 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
             format!("{at}.internal_host"),
             format!("{host} is not inside a LAN subnet ({})", subnets(cfg)),
         ),
-        Some(n) if n.len <= 30 && (host == n.network() || host == n.broadcast()) => r.error(
-            format!("{at}.internal_host"),
-            format!("{host} is the network or broadcast address of {n}"),
-        ),
+        Some(n) if n.prefix_len() <= 30 && (host == n.network() || host == n.broadcast()) => r
+            .error(
+                format!("{at}.internal_host"),
+                format!("{host} is the network or broadcast address of {n}"),
+            ),
         Some(_) => {}
     }
     for (j, a) in f.allow_from.iter().enumerate() {
@@ -337,7 +350,7 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
                 format!(
                     "{a} has host bits set; did you mean {}/{}?",
                     a.network(),
-                    a.len
+                    a.prefix_len()
                 ),
             );
         }

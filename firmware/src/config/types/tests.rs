@@ -292,16 +292,17 @@ fn prefixes_parse_and_contain() {
     assert!("10.0.0.0/+8".parse::<Ipv4Net>().is_err());
     assert!("10.0.0.0/".parse::<Ipv4Net>().is_err());
     assert!("10.0.0/8".parse::<Ipv4Net>().is_err());
-    assert_eq!("1.2.3.4".parse::<Ipv4Net>().unwrap().len, 32);
+    assert_eq!("1.2.3.4".parse::<Ipv4Net>().unwrap().prefix_len(), 32);
     let all: Ipv4Net = "0.0.0.0/0".parse().unwrap();
     assert_eq!(all.span(), (0, u32::MAX));
     assert!(all.contains(Ipv4Addr::BROADCAST));
-    // A length above 32 can only be written in code; it must not panic either.
-    let odd = Ipv4Net {
-        addr: Ipv4Addr::new(10, 0, 0, 1),
-        len: 40,
-    };
-    assert_eq!(odd.span(), (0x0a00_0001, 0x0a00_0001));
+    assert!(Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 1), 33).is_err());
+    let n = Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 1), 8).unwrap();
+    assert_eq!((n.addr(), n.prefix_len()), (Ipv4Addr::new(10, 0, 0, 1), 8));
+    assert_eq!(
+        Ipv4Net::host(Ipv4Addr::new(10, 0, 0, 1)).to_string(),
+        "10.0.0.1"
+    );
 }
 
 fn nets(list: &[&str]) -> Vec<Ipv4Net> {
@@ -325,19 +326,13 @@ fn coverage_is_computed_not_spelled() {
     assert!(!covers_everything(&nets(&["0.0.0.0/1", "128.0.0.0/2"])));
     // Missing only the very first address: 128/1, 64/2, ..., 0.0.0.1/32.
     let mut all_but_first: Vec<Ipv4Net> = (1..=32u8)
-        .map(|len| Ipv4Net {
-            addr: Ipv4Addr::from(1u32 << (32 - u32::from(len))),
-            len,
-        })
+        .map(|len| Ipv4Net::new(Ipv4Addr::from(1u32 << (32 - u32::from(len))), len).unwrap())
         .collect();
     // all_but_last: 0/1, 128/2, 192/3, ..., 255.255.255.254/32.
     let all_but_last: Vec<Ipv4Net> = (1..=32u8)
         .map(|len| {
             let start = u32::MAX.checked_shl(33 - u32::from(len)).unwrap_or(0);
-            Ipv4Net {
-                addr: Ipv4Addr::from(start),
-                len,
-            }
+            Ipv4Net::new(Ipv4Addr::from(start), len).unwrap()
         })
         .collect();
     assert!(!covers_everything(&all_but_last), "{all_but_last:?}");
@@ -379,15 +374,13 @@ fn covered_agrees_with_brute_force() {
     for _ in 0..2_000 {
         let n = rng.below(6);
         let list: Vec<Ipv4Net> = (0..n)
-            .map(|_| Ipv4Net {
-                addr: Ipv4Addr::new(8, 0, 0, rng.byte()),
-                len: 24 + u8::try_from(rng.below(9)).unwrap(),
+            .map(|_| {
+                let len = 24 + u8::try_from(rng.below(9)).unwrap();
+                Ipv4Net::new(Ipv4Addr::new(8, 0, 0, rng.byte()), len).unwrap()
             })
             .collect();
-        let query = Ipv4Net {
-            addr: Ipv4Addr::new(8, 0, 0, rng.byte()),
-            len: 24 + u8::try_from(rng.below(9)).unwrap(),
-        };
+        let len = 24 + u8::try_from(rng.below(9)).unwrap();
+        let query = Ipv4Net::new(Ipv4Addr::new(8, 0, 0, rng.byte()), len).unwrap();
         let (lo, hi) = query.span();
         let brute = (lo..=hi).all(|a| list.iter().any(|p| p.contains(Ipv4Addr::from(a))));
         assert_eq!(covered(&list, &query), brute, "{list:?} {query}");

@@ -10,8 +10,8 @@ mod validate;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-pub use types::{Ipv4Net, PortRange, Protocol, Timestamp};
-pub use validate::{validate, Issue, Report, Severity, RESERVED_PORTS};
+pub use types::{covered, covers_everything, Ipv4Net, PortRange, Protocol, Timestamp};
+pub use validate::{validate, validate_host, Issue, Report, Severity, RESERVED_PORTS};
 
 /// The config format this build reads and writes.
 pub const VERSION: u32 = 1;
@@ -53,8 +53,11 @@ pub struct Wan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Management {
-    /// TCP port of the web UI on the LAN address.
-    #[serde(default = "default_http_port")]
+    /// TCP port of the web UI on the LAN address (port 0 is refused while parsing).
+    #[serde(
+        default = "default_http_port",
+        deserialize_with = "types::nonzero_port"
+    )]
     pub http_port: u16,
 }
 
@@ -106,6 +109,13 @@ impl Forward {
     /// The internal range actually used.
     pub fn internal_range(&self) -> PortRange {
         self.internal_port.unwrap_or(self.external_port)
+    }
+
+    /// Can any address on the internet connect? True for an empty `allow_from` and for
+    /// lists that together cover every address (`0.0.0.0/0`, `0.0.0.0/1` + `128.0.0.0/1`):
+    /// coverage decides, not spelling.
+    pub fn open_to_anyone(&self) -> bool {
+        self.allow_from.is_empty() || covers_everything(&self.allow_from)
     }
 }
 
@@ -193,6 +203,21 @@ pub enum ConfigError {
     Invalid(Report),
 }
 
+/// A serde_json error as a [`ConfigError::Parse`] at `field`.
+fn parse_error(field: String, e: serde_json::Error) -> ConfigError {
+    // serde_json appends " at line L column C"; we report position separately.
+    let mut message = e.to_string();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    ConfigError::Parse {
+        field,
+        message,
+        line: e.line(),
+        column: e.column(),
+    }
+}
+
 impl Config {
     /// Parses JSON text; checks the version before anything else so that a newer file
     /// gets a clear message instead of a confusing field error. Whole lines starting with
@@ -211,24 +236,22 @@ impl Config {
             }
         }
         let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let cfg: Config = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let field = match e.path().to_string() {
                 p if p == "." || p.is_empty() => "(config)".to_string(),
                 p => p,
             };
-            let inner = e.into_inner();
-            // serde_json appends " at line L column C"; we report position separately.
-            let mut message = inner.to_string();
-            if let Some(i) = message.rfind(" at line ") {
-                message.truncate(i);
-            }
-            ConfigError::Parse {
-                field,
-                message,
-                line: inner.line(),
-                column: inner.column(),
-            }
-        })
+            parse_error(field, e.into_inner())
+        })?;
+        // Nothing but whitespace may follow the config object.
+        de.end()
+            .map_err(|e| parse_error("(config)".to_string(), e))?;
+        // The early check above is skipped when the text is not JSON at all; a file
+        // that is JSON always reaches this one.
+        if cfg.version != VERSION {
+            return Err(ConfigError::Version(cfg.version));
+        }
+        Ok(cfg)
     }
 
     /// Reads and parses a file (no validation).

@@ -6,8 +6,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::Ipv4Addr;
 
-use super::{Config, Forward, PortRange, Protocol, Timestamp, Trigger};
+use super::{Config, Forward, Ipv4Net, PortRange, Protocol, Timestamp, Trigger};
 
 /// Ports the router serves itself on UDP/TCP, besides the web UI; forwarding them would
 /// shadow the router's own service for hairpinned LAN clients and confuse the owner.
@@ -15,6 +16,27 @@ pub const RESERVED_PORTS: &[(u8, u16, &str)] = &[
     (17, 1900, "SSDP (UPnP discovery)"),
     (17, 5351, "NAT-PMP/PCP"),
     (6, 5000, "UPnP control"),
+];
+
+/// Address blocks that can never be a LAN: the kernel would take the rules, but no host
+/// there can be reached through a forward.
+const NOT_A_LAN: [(Ipv4Net, &str); 4] = [
+    (
+        Ipv4Net::constant(Ipv4Addr::new(0, 0, 0, 0), 8),
+        "\"this network\" (0.0.0.0/8)",
+    ),
+    (
+        Ipv4Net::constant(Ipv4Addr::new(127, 0, 0, 0), 8),
+        "loopback (127.0.0.0/8)",
+    ),
+    (
+        Ipv4Net::constant(Ipv4Addr::new(224, 0, 0, 0), 4),
+        "multicast (224.0.0.0/4)",
+    ),
+    (
+        Ipv4Net::constant(Ipv4Addr::new(240, 0, 0, 0), 4),
+        "reserved (240.0.0.0/4)",
+    ),
 ];
 
 /// Farthest expiry accepted: ten years.
@@ -110,23 +132,32 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
     if cfg.lan.subnets.is_empty() {
         r.error("lan.subnets", "at least one LAN subnet is needed");
     }
+    check_subnet_overlaps(&mut r, &cfg.lan.subnets);
     for (i, n) in cfg.lan.subnets.iter().enumerate() {
+        for (block, what) in NOT_A_LAN {
+            if n.overlaps(&block) {
+                r.error(
+                    format!("lan.subnets[{i}]"),
+                    format!("{n} is in the {what} block, which cannot be a LAN"),
+                );
+            }
+        }
         if n.has_host_bits() {
             r.error(
                 format!("lan.subnets[{i}]"),
                 format!(
                     "{n} has host bits set; did you mean {}/{}?",
                     n.network(),
-                    n.len
+                    n.prefix_len()
                 ),
             );
         }
-        if n.len < 8 || n.len > 30 {
+        if n.prefix_len() < 8 || n.prefix_len() > 30 {
             r.error(
                 format!("lan.subnets[{i}]"),
                 format!(
                     "prefix length /{} is not a usable LAN (use /8 to /30)",
-                    n.len
+                    n.prefix_len()
                 ),
             );
         }
@@ -185,8 +216,59 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
     r
 }
 
-/// Records that `owner` holds `range` on each protocol, unless the range is malformed
-/// (that is reported on its own; an overlap message about it would only add noise).
+/// Errors for forwards that no LAN host can ever answer: `internal_host` is one of the
+/// router's own addresses (`router_addrs`, read from its interfaces, which the config does
+/// not hold). The caller adds this to [`validate`]'s report before applying.
+pub fn validate_host(cfg: &Config, router_addrs: &[Ipv4Addr]) -> Report {
+    let mut r = Report::default();
+    for (i, f) in cfg.forwards.iter().enumerate() {
+        if router_addrs.contains(&f.internal_host) {
+            r.error(
+                format!("forwards[{i}].internal_host"),
+                format!(
+                    "{} is the router's own address; forward to a host on the LAN",
+                    f.internal_host
+                ),
+            );
+        }
+    }
+    r
+}
+
+/// LAN subnets must not share addresses: the kernel refuses overlapping intervals in the
+/// `lan_nets` set (and one host cannot be on two subnets). The later entry is blamed.
+fn check_subnet_overlaps(r: &mut Report, subnets: &[Ipv4Net]) {
+    let mut order: Vec<(usize, &Ipv4Net)> = subnets.iter().enumerate().collect();
+    order.sort_by_key(|(_, n)| n.span());
+    // The subnet reaching farthest so far; anything starting inside it overlaps it.
+    let mut widest: Option<(usize, &Ipv4Net)> = None;
+    for (bi, b) in order {
+        if let Some((ai, a)) = widest {
+            if b.span().0 <= a.span().1 {
+                let ((ai, a), (bi, b)) = if ai < bi {
+                    ((ai, a), (bi, b))
+                } else {
+                    ((bi, b), (ai, a))
+                };
+                let how = if a.span() == b.span() {
+                    "is the same subnet as"
+                } else {
+                    "overlaps"
+                };
+                r.error(
+                    format!("lan.subnets[{bi}]"),
+                    format!("{b} {how} {a} (lan.subnets[{ai}])"),
+                );
+            }
+        }
+        match widest {
+            Some((_, a)) if a.span().1 >= b.span().1 => {}
+            _ => widest = Some((bi, b)),
+        }
+    }
+}
+
+/// Records that `owner` holds `range` on each protocol.
 fn claim(
     claims: &mut Vec<Claim>,
     protocol: Protocol,
@@ -195,9 +277,6 @@ fn claim(
     field: &str,
     owner: &str,
 ) {
-    if range.problem().is_some() {
-        return;
-    }
     for &proto in protocol.numbers() {
         claims.push(Claim {
             proto,
@@ -238,23 +317,8 @@ fn check_name(r: &mut Report, at: &str, name: &str, seen: &mut HashSet<String>) 
     }
 }
 
-fn check_range(r: &mut Report, field: String, range: &PortRange) -> bool {
-    match range.problem() {
-        Some(p) => {
-            r.error(field, p);
-            false
-        }
-        None => true,
-    }
-}
-
 fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Timestamp) {
-    let ext_ok = check_range(r, format!("{at}.external_port"), &f.external_port);
-    let int_ok = match &f.internal_port {
-        Some(p) => check_range(r, format!("{at}.internal_port"), p),
-        None => true,
-    };
-    if ext_ok && int_ok && f.external_port.count() != f.internal_range().count() {
+    if f.external_port.count() != f.internal_range().count() {
         r.error(
             format!("{at}.internal_port"),
             format!(
@@ -272,10 +336,11 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
             format!("{at}.internal_host"),
             format!("{host} is not inside a LAN subnet ({})", subnets(cfg)),
         ),
-        Some(n) if n.len <= 30 && (host == n.network() || host == n.broadcast()) => r.error(
-            format!("{at}.internal_host"),
-            format!("{host} is the network or broadcast address of {n}"),
-        ),
+        Some(n) if n.prefix_len() <= 30 && (host == n.network() || host == n.broadcast()) => r
+            .error(
+                format!("{at}.internal_host"),
+                format!("{host} is the network or broadcast address of {n}"),
+            ),
         Some(_) => {}
     }
     for (j, a) in f.allow_from.iter().enumerate() {
@@ -285,7 +350,7 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
                 format!(
                     "{a} has host bits set; did you mean {}/{}?",
                     a.network(),
-                    a.len
+                    a.prefix_len()
                 ),
             );
         }
@@ -294,6 +359,11 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
         r.warn(
             format!("{at}.allow_from"),
             "empty: anyone on the internet can reach this forward",
+        );
+    } else if f.enabled && f.open_to_anyone() {
+        r.warn(
+            format!("{at}.allow_from"),
+            "covers every address: anyone on the internet can reach this forward",
         );
     }
     if let Some(rl) = &f.rate_limit {
@@ -327,8 +397,6 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
 }
 
 fn check_trigger(r: &mut Report, at: &str, t: &Trigger) {
-    check_range(r, format!("{at}.trigger_port"), &t.trigger_port);
-    check_range(r, format!("{at}.open_port"), &t.open_port);
     if t.timeout_secs == 0 || t.timeout_secs > 86_400 {
         r.error(
             format!("{at}.timeout_secs"),
@@ -345,7 +413,7 @@ fn check_reserved(r: &mut Report, cfg: &Config, claims: &[Claim]) {
     reserved.extend_from_slice(RESERVED_PORTS);
     for c in claims {
         for &(proto, port, what) in &reserved {
-            if c.proto == proto && c.range.overlaps(&PortRange::single(port)) {
+            if c.proto == proto && c.range.contains(port) {
                 let p = if proto == 6 { "tcp" } else { "udp" };
                 r.error(
                     c.field.clone(),
@@ -360,11 +428,11 @@ fn check_reserved(r: &mut Report, cfg: &Config, claims: &[Claim]) {
 fn check_overlaps(r: &mut Report, claims: &[Claim], what: &str) {
     // Position in the file decides who is blamed: the later entry is the newcomer.
     let mut order: Vec<(usize, &Claim)> = claims.iter().enumerate().collect();
-    order.sort_by_key(|(_, c)| (c.proto, c.range.first, c.range.last));
+    order.sort_by_key(|(_, c)| (c.proto, c.range.first(), c.range.last()));
     let mut widest: Option<(usize, &Claim)> = None;
     for (bi, b) in order {
         if let Some((ai, a)) = widest {
-            if a.proto == b.proto && b.range.first <= a.range.last && a.owner != b.owner {
+            if a.proto == b.proto && b.range.first() <= a.range.last() && a.owner != b.owner {
                 let (a, b) = if ai < bi { (a, b) } else { (b, a) };
                 let p = if a.proto == 6 { "tcp" } else { "udp" };
                 r.error(
@@ -377,7 +445,7 @@ fn check_overlaps(r: &mut Report, claims: &[Claim], what: &str) {
             }
         }
         match widest {
-            Some((_, a)) if a.proto == b.proto && a.range.last >= b.range.last => {}
+            Some((_, a)) if a.proto == b.proto && a.range.last() >= b.range.last() => {}
             _ => widest = Some((bi, b)),
         }
     }

@@ -135,19 +135,67 @@ fn ranges_of_different_length_are_refused() {
     assert_refused(&c, "forwards[0].internal_port", "same length");
 }
 
+/// The config of `base()` as JSON with `edit` applied to its JSON value.
+fn json_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v = serde_json::to_value(base()).unwrap();
+    edit(&mut v);
+    v.to_string()
+}
+
+/// Parses `text`, expecting it to be refused at `field` with a message containing `needle`.
+fn assert_parse_refused(text: &str, field: &str, needle: &str) {
+    match Config::parse(text) {
+        Err(crate::config::ConfigError::Parse {
+            field: f, message, ..
+        }) => assert!(
+            f == field && message.contains(needle),
+            "expected {field}: ..{needle}.., got {f}: {message}"
+        ),
+        other => panic!("expected a parse error on {field}, got {other:?}"),
+    }
+}
+
+/// Invalid port ranges cannot even be parsed; the error names the field.
 #[test]
 fn port_zero_and_ports_above_65535_are_refused() {
+    let text = json_with(|v| v["forwards"][0]["external_port"] = 0.into());
+    assert_parse_refused(&text, "forwards[0].external_port", "port 0");
+    let text = json_with(|v| v["forwards"][0]["external_port"] = "65530-65536".into());
+    assert_parse_refused(&text, "forwards[0].external_port", "above 65535");
+    let text = json_with(|v| v["forwards"][0]["internal_port"] = 70000.into());
+    assert_parse_refused(&text, "forwards[0].internal_port", "above 65535");
+    let text = json_with(|v| v["forwards"][0]["internal_port"] = "90-80".into());
+    assert_parse_refused(&text, "forwards[0].internal_port", "ends before it starts");
+    let text = json_with(|v| v["triggers"][0]["trigger_port"] = 0.into());
+    assert_parse_refused(&text, "triggers[0].trigger_port", "port 0");
+    let text = json_with(|v| v["triggers"][0]["open_port"] = (-5).into());
+    assert_parse_refused(&text, "triggers[0].open_port", "negative");
+    let text = json_with(|v| v["management"]["http_port"] = 0.into());
+    assert_parse_refused(&text, "management.http_port", "port 0");
+    let text = json_with(|v| v["management"]["http_port"] = 65536.into());
+    assert_parse_refused(&text, "management.http_port", "above 65535");
+}
+
+/// The crash of issue 7: a byte-index slice through a multi-byte character. Now a parse
+/// error naming the field, from the API and from the saved file alike.
+#[test]
+fn malformed_expiry_times_are_refused_naming_the_field() {
+    let text = json_with(|v| v["forwards"][0]["expires_at"] = "2030-01-01T00:00:00+0é00".into());
+    assert_parse_refused(&text, "forwards[0].expires_at", "non-ASCII");
+    let text = json_with(|v| v["forwards"][0]["expires_at"] = "2030-02-30T00:00:00Z".into());
+    assert_parse_refused(&text, "forwards[0].expires_at", "day 30 does not exist");
+    let text = json_with(|v| v["forwards"][0]["expires_at"] = "2030-01-01 00:00:00Z".into());
+    assert_parse_refused(&text, "forwards[0].expires_at", "expected `T`");
+    let text = json_with(|v| v["forwards"][0]["expires_at"] = 1_900_000_000.into());
+    assert_parse_refused(&text, "forwards[0].expires_at", "expected a string");
+}
+
+/// A management port of 0 written in code (the parser refuses it) is still refused.
+#[test]
+fn management_port_zero_is_refused() {
     let mut c = base();
-    c.forwards[0].external_port = PortRange::single(0);
-    c.forwards[0].internal_port = None;
-    assert_refused(&c, "forwards[0].external_port", "port 0");
-    c.forwards[0].external_port = "65530-65536".parse().unwrap();
-    assert_refused(&c, "forwards[0].external_port", "above 65535");
-    c.forwards[0].external_port = PortRange::single(8080);
-    c.forwards[0].internal_port = Some("70000".parse().unwrap());
-    assert_refused(&c, "forwards[0].internal_port", "above 65535");
-    c.triggers[0].trigger_port = PortRange::single(0);
-    assert_refused(&c, "triggers[0].trigger_port", "port 0");
+    c.management.http_port = 0;
+    assert_refused(&c, "management.http_port", "port 0");
 }
 
 #[test]
@@ -210,6 +258,103 @@ fn expiry_in_the_past_is_refused() {
 }
 
 #[test]
+fn overlapping_lan_subnets_are_refused() {
+    let mut c = base();
+    c.lan.subnets = vec![
+        "192.168.0.0/16".parse().unwrap(),
+        "192.168.1.0/24".parse().unwrap(),
+    ];
+    assert_refused(
+        &c,
+        "lan.subnets[1]",
+        "192.168.1.0/24 overlaps 192.168.0.0/16 (lan.subnets[0])",
+    );
+    // The later entry is blamed whatever the order of the addresses.
+    c.lan.subnets.reverse();
+    assert_refused(
+        &c,
+        "lan.subnets[1]",
+        "192.168.0.0/16 overlaps 192.168.1.0/24 (lan.subnets[0])",
+    );
+    c.lan.subnets = vec![
+        "10.0.0.0/8".parse().unwrap(),
+        "192.168.1.0/24".parse().unwrap(),
+        "10.20.0.0/16".parse().unwrap(),
+        "192.168.1.0/24".parse().unwrap(),
+    ];
+    assert_refused(&c, "lan.subnets[2]", "overlaps 10.0.0.0/8 (lan.subnets[0])");
+    assert_refused(
+        &c,
+        "lan.subnets[3]",
+        "is the same subnet as 192.168.1.0/24 (lan.subnets[1])",
+    );
+    assert_eq!(errors(&c).len(), 2, "{:#?}", errors(&c));
+    // Adjacent subnets share no address.
+    c.lan.subnets = vec![
+        "192.168.0.0/24".parse().unwrap(),
+        "192.168.1.0/24".parse().unwrap(),
+    ];
+    assert_eq!(errors(&c), Vec::<String>::new());
+}
+
+#[test]
+fn lan_subnets_in_special_blocks_are_refused() {
+    for (net, what) in [
+        ("127.0.0.0/8", "loopback"),
+        ("0.0.0.0/8", "this network"),
+        ("224.0.0.0/8", "multicast"),
+        ("239.1.0.0/16", "multicast"),
+        ("240.0.0.0/8", "reserved"),
+        ("255.255.255.0/24", "reserved"),
+    ] {
+        let mut c = base();
+        c.lan.subnets.push(net.parse().unwrap());
+        assert_refused(&c, "lan.subnets[1]", what);
+    }
+}
+
+#[test]
+fn forwards_to_the_router_itself_are_refused() {
+    let mut c = base();
+    let router = ["192.168.1.1".parse().unwrap(), "10.9.9.9".parse().unwrap()];
+    assert_eq!(validate_host(&c, &router), Report::default());
+    c.forwards[0].internal_host = "192.168.1.1".parse().unwrap();
+    let r = validate_host(&c, &router);
+    let errs: Vec<String> = r
+        .errors()
+        .map(|i| format!("{}: {}", i.field, i.message))
+        .collect();
+    assert_eq!(
+        errs,
+        ["forwards[0].internal_host: 192.168.1.1 is the router's own address; forward to a host on the LAN"]
+    );
+    assert_eq!(validate_host(&c, &[]), Report::default());
+}
+
+#[test]
+fn allow_lists_covering_everything_warn_like_empty_ones() {
+    for list in [
+        vec!["0.0.0.0/0"],
+        vec!["0.0.0.0/1", "128.0.0.0/1"],
+        vec!["203.0.113.0/24", "128.0.0.0/1", "0.0.0.0/1"],
+    ] {
+        let mut c = base();
+        c.forwards[0].allow_from = list.iter().map(|s| s.parse().unwrap()).collect();
+        assert!(c.forwards[0].open_to_anyone());
+        let r = validate(&c, NOW);
+        assert!(!r.has_errors(), "{r}");
+        let w: Vec<_> = r.warnings().collect();
+        assert_eq!(w.len(), 1, "{list:?}: {r}");
+        assert_eq!(w[0].field, "forwards[0].allow_from");
+        assert!(w[0].message.contains("anyone"), "{}", w[0].message);
+    }
+    let mut c = base();
+    c.forwards[0].allow_from = vec!["0.0.0.0/1".parse().unwrap(), "128.0.0.0/2".parse().unwrap()];
+    assert!(!c.forwards[0].open_to_anyone());
+    assert_eq!(validate(&c, NOW).warnings().count(), 0);
+}
+
+#[test]
 fn empty_allow_list_is_a_warning_not_an_error() {
     let mut c = base();
     c.forwards[0].allow_from.clear();
@@ -268,6 +413,21 @@ fn unknown_fields_and_wrong_versions_are_refused() {
         .unwrap()
         .replace("\"version\":1", "\"version\":2");
     let err = Config::parse(&text).unwrap_err().to_string();
+    assert!(err.starts_with("version:"), "{err}");
+}
+
+/// Found by fuzzing: text after the config object was ignored, and with it the early
+/// version check (which parses the whole text), so a version-0 file was read as version 1.
+#[test]
+fn text_after_the_config_object_is_refused() {
+    let text = serde_json::to_string(&base()).unwrap();
+    assert!(Config::parse(&format!("{text}\n\n")).is_ok());
+    assert_parse_refused(&format!("{text} x"), "(config)", "trailing characters");
+    assert_parse_refused(&format!("{text}{{}}"), "(config)", "trailing characters");
+    let v0 = text.replace("\"version\":1", "\"version\":0");
+    let err = Config::parse(&format!("{v0}]")).unwrap_err().to_string();
+    assert!(err.contains("trailing characters"), "{err}");
+    let err = Config::parse(&v0).unwrap_err().to_string();
     assert!(err.starts_with("version:"), "{err}");
 }
 

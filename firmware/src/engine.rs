@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{validate, Config, ConfigError, Report, Timestamp};
+use crate::config::{validate, validate_host, Config, ConfigError, Report, Timestamp};
 use crate::delta::Planned;
 use crate::facts::{self, FactsError};
 use crate::nft::{DeltaOutcome, Nft, NftError};
@@ -82,6 +82,13 @@ impl Engine {
     pub fn install(&mut self, cfg: &Config, now: Timestamp) -> Result<Report, EngineError> {
         let report = validate_for_install(cfg, now)?;
         let facts = facts::gather(&cfg.wan.interface).map_err(EngineError::Facts)?;
+        // A forward to the router itself can never be answered by a LAN host.
+        let mut router = facts::interface_addrs(&cfg.lan.interface).map_err(EngineError::Facts)?;
+        router.extend(&facts.wan_addrs);
+        let host = validate_host(cfg, &router);
+        if host.has_errors() {
+            return Err(EngineError::Invalid(host));
+        }
         self.install_with(cfg, &facts, now)?;
         Ok(report)
     }

@@ -362,9 +362,9 @@ fn adjacent_and_open_ended_intervals_are_deleted_and_added_exactly() {
     // an end marker and a start on the same key, and a range up to 65535 has no end
     // marker. Deleting one range must take exactly its own two (or one) elements.
     let now = Timestamp::now();
-    let range = |name: &str, first: u32, last: u32, host: u8| {
+    let range = |name: &str, first: u16, last: u16, host: u8| {
         let mut f = plain_forward(name, 1, [192, 168, 1, host]);
-        f.external_port = PortRange { first, last };
+        f.external_port = PortRange::new(first, last).expect("a valid range");
         f
     };
     let mut cfg = example();

@@ -117,8 +117,16 @@ fn poll_left(t: std::time::SystemTime) -> Duration {
 /// The safe base ruleset: our table with drop policies on input and forward, no forwards.
 #[track_caller]
 fn assert_safe_mode(t: &Topology, cli: &Cli, daemon: &mut Daemon) {
-    let listing = poll::until(Duration::from_secs(10), || nft::list_table(&t.router))
-        .unwrap_or_else(|| panic!("no table installed in safe mode\n{}", daemon.logs()));
+    let listing = poll::until(Duration::from_secs(10), || {
+        nft::list_table(&t.router).filter(|l| l.contains("policy drop"))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no safe table installed: {:?}\n{}",
+            nft::list_table(&t.router),
+            daemon.logs()
+        )
+    });
     assert!(
         listing.contains("hook input priority filter; policy drop"),
         "{listing}"

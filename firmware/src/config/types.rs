@@ -13,24 +13,8 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 /// constructor. A single port is a range of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PortRange {
-    ends: PortEnds,
-}
-
-/// Read-only view of a [`PortRange`]'s ends as `u32`, reached through `Deref` so that code
-/// written when they were public fields (`range.first`) still compiles; it cannot change
-/// them. Transitional: new code calls [`PortRange::first`], [`PortRange::last`] and
-/// [`PortRange::contains`]; this goes once `web/api.rs` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PortEnds {
-    pub first: u32,
-    pub last: u32,
-}
-
-impl std::ops::Deref for PortRange {
-    type Target = PortEnds;
-    fn deref(&self) -> &PortEnds {
-        &self.ends
-    }
+    first: u16,
+    last: u16,
 }
 
 impl PortRange {
@@ -47,12 +31,7 @@ impl PortRange {
 
     /// The range for ends already checked (`1 <= first <= last`).
     const fn checked(first: u16, last: u16) -> PortRange {
-        PortRange {
-            ends: PortEnds {
-                first: first as u32,
-                last: last as u32,
-            },
-        }
+        PortRange { first, last }
     }
 
     /// One port, for ports written in code; input is parsed with [`PortRange::new`],
@@ -67,13 +46,12 @@ impl PortRange {
 
     /// First port of the range (at least 1).
     pub fn first(&self) -> u16 {
-        // The constructors keep both ends at most 65535.
-        u16::try_from(self.ends.first).unwrap_or(u16::MAX)
+        self.first
     }
 
     /// Last port of the range (at least [`PortRange::first`]).
     pub fn last(&self) -> u16 {
-        u16::try_from(self.ends.last).unwrap_or(u16::MAX)
+        self.last
     }
 
     /// Same as [`PortRange::first`]; kept for callers written before the fields were private.
@@ -88,7 +66,7 @@ impl PortRange {
 
     /// Number of ports in the range (1 to 65535).
     pub fn count(&self) -> u32 {
-        self.ends.last - self.ends.first + 1
+        u32::from(self.last) - u32::from(self.first) + 1
     }
 
     pub fn contains(&self, port: u16) -> bool {

@@ -33,6 +33,7 @@ pub(super) fn parse_config(body: &[u8]) -> Result<Config, Response> {
                 config::VERSION
             ),
         )),
+        Err(config::ConfigError::Parse { field, message, .. }) => Err(issue(&field, &message)),
         Err(e) => Err(issue("", &chain(&e))),
     }
 }

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::{App, Call};
-use crate::config::{Forward, Ipv4Net, PortRange, Trigger};
+use crate::config::{covers_everything, Forward, Ipv4Net, PortRange, Trigger};
 use crate::status::{ForwardState, TriggerState};
 use crate::web::auth;
 use crate::web::http::Response;
 
 /// Services that are attacked constantly when open to anyone.
-const RISKY: &[(u32, &str)] = &[
+const RISKY: &[(u16, &str)] = &[
     (21, "FTP"),
     (22, "SSH"),
     (23, "Telnet"),
@@ -30,7 +30,7 @@ const RISKY: &[(u32, &str)] = &[
 /// A warning for a port range reachable by `anyone` (or always, for clear-text logins).
 pub fn risk(ranges: &[PortRange], anyone: bool) -> Option<String> {
     for &(port, what) in RISKY {
-        if !ranges.iter().any(|r| r.first <= port && port <= r.last) {
+        if !ranges.iter().any(|r| r.contains(port)) {
             continue;
         }
         if port == 21 || port == 23 {
@@ -43,33 +43,6 @@ pub fn risk(ranges: &[PortRange], anyone: bool) -> Option<String> {
         }
     }
     None
-}
-
-/// Whether the prefixes together cover every IPv4 address (`0.0.0.0/0`, or
-/// `0.0.0.0/1` + `128.0.0.0/1`, …): such an allow-list is "anyone", however it is spelt.
-///
-/// Same signature as `config::covers_everything` (coming on another branch); this copy
-/// goes when that one lands.
-fn covers_everything(nets: &[Ipv4Net]) -> bool {
-    let mut ranges: Vec<(u64, u64)> = nets
-        .iter()
-        .map(|n| {
-            (
-                u64::from(u32::from(n.network())),
-                u64::from(u32::from(n.broadcast())),
-            )
-        })
-        .collect();
-    ranges.sort_unstable();
-    // The first address not yet covered.
-    let mut next: u64 = 0;
-    for (first, last) in ranges {
-        if first > next {
-            return false;
-        }
-        next = next.max(last + 1);
-    }
-    next > u64::from(u32::MAX)
 }
 
 /// Counts the ports of a range as status prints it (`8080`, `8000-8010`); 1 if unparsable.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod facts;
+pub mod names;
 pub mod nft;
 pub mod plan;
 pub mod readback;

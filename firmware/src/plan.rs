@@ -33,16 +33,12 @@ use crate::ruleset::{
     SetFlags, Stmt, Value, Verdict,
 };
 
-/// The table Portcullis owns. Nothing outside it is ever touched.
-pub const TABLE: &str = "portcullis";
+use crate::names::{self, TCP, UDP};
+pub use crate::names::{forward_counter, per_proto, trigger_map, LOG_PREFIX, TABLE};
 
 const NFPROTO_IPV4: u8 = 2;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
+const NFPROTO_IPV6: u8 = 10;
 const PROTOS: [u8; 2] = [TCP, UDP];
-
-/// Log prefix of forward hits; the daemon and the UI find hits in the kernel log by it.
-pub const LOG_PREFIX: &str = "portcullis fwd ";
 
 /// What the planner needs to know about the host, gathered before planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,22 +60,6 @@ pub struct Carried {
     pub trigger_hosts: BTreeMap<String, (Ipv4Addr, Duration)>,
 }
 
-/// Name of a forward's counter object (also the name of its log chain, if it logs).
-pub fn forward_counter(name: &str) -> String {
-    format!("fwd_{name}")
-}
-
-/// Name of a trigger's dynamic map, which holds the LAN host it is open to; also the name
-/// of its counter, and the prefix of its chains (`_in`, `_out`).
-pub fn trigger_map(name: &str) -> String {
-    format!("trg_{name}")
-}
-
-/// Name of a per-protocol shared set or map, e.g. `allow_tcp`.
-pub fn per_proto(base: &str, proto: u8) -> String {
-    format!("{base}_{}", if proto == TCP { "tcp" } else { "udp" })
-}
-
 /// Is this forward in force at `now`? Disabled and expired forwards are not planned.
 pub fn forward_active(f: &Forward, now: Timestamp) -> bool {
     f.enabled && f.expires_at.is_none_or(|t| t > now)
@@ -95,6 +75,9 @@ struct Shared {
     dnat_host: Vec<Element>,
     trigger_in: Vec<Element>,
     trigger_out: Vec<Element>,
+    /// Live forwards as `external port . WAN peer . internal host . internal port`.
+    flows: Vec<Element>,
+    trigger_flow: Vec<Element>,
 }
 
 /// Plans the whole table. The config must have passed validation.
@@ -112,6 +95,8 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     // Rate-limit classes: forwards with the same limit share one meter set and chain.
     let mut classes: BTreeMap<String, RateLimit> = BTreeMap::new();
 
+    rs.counters.push(names::FLOWS_CUT.to_string());
+    rs.counters.push(names::METER_FULL.to_string());
     for f in cfg.forwards.iter().filter(|f| forward_active(f, now)) {
         let timeout = f
             .expires_at
@@ -122,6 +107,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
             add_forward(
                 &mut shared[usize::from(p == UDP)],
                 f,
+                &cfg.lan.subnets,
                 timeout,
                 special.as_ref(),
             );
@@ -142,7 +128,12 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
             ));
             s.trigger_in.push(elem(
                 port_key(open.0, open.1),
-                Some(jump(&format!("{}_in", trigger_map(&t.name)))),
+                Some(jump(&names::trigger_in_chain(&t.name))),
+                None,
+            ));
+            s.trigger_flow.push(elem(
+                port_key(open.0, open.1),
+                Some(jump(&names::trigger_flow_chain(&t.name))),
                 None,
             ));
         }
@@ -152,7 +143,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
                     Value::Port(t.trigger_port.first_port()),
                     Value::Port(t.trigger_port.last_port()),
                 ),
-                Some(jump(&format!("{}_out", trigger_map(&t.name)))),
+                Some(jump(&names::trigger_out_chain(&t.name))),
                 None,
             ));
         }
@@ -167,7 +158,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     }
 
     rs.sets.push(plain_set(
-        "lan_nets",
+        names::LAN_NETS,
         DataType::Ipv4Addr,
         true,
         cfg.lan
@@ -183,7 +174,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
             .collect(),
     ));
     rs.sets.push(plain_set(
-        "wan_addrs",
+        names::WAN_ADDRS,
         DataType::Ipv4Addr,
         false,
         facts
@@ -205,7 +196,8 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     rs.chains.push(base::inbound(has_triggers));
     rs.chains
         .push(base::dstnat(lan, wan, !facts.wan_addrs.is_empty()));
-    rs.chains.push(base::input(lan));
+    rs.chains.push(base::flows(has_triggers));
+    rs.chains.push(base::input(lan, wan));
     rs.chains.push(base::forward(lan, wan, has_triggers));
     rs.chains.push(base::srcnat(lan, wan));
     rs
@@ -258,11 +250,17 @@ fn rate_class_name(rl: &RateLimit) -> String {
         Per::Minute => "minute",
         Per::Hour => "hour",
     };
-    format!("rl_{}_{per}_{}", rl.connections, rl.burst)
+    names::rate_class(rl.connections, per, rl.burst)
 }
 
 /// Adds one forward's elements for one protocol.
-fn add_forward(s: &mut Shared, f: &Forward, timeout: Option<Duration>, special: Option<&Verdict>) {
+fn add_forward(
+    s: &mut Shared,
+    f: &Forward,
+    lan: &[Ipv4Net],
+    timeout: Option<Duration>,
+    special: Option<&Verdict>,
+) {
     let ext = f.external_port;
     let ports = (Value::Port(ext.first_port()), Value::Port(ext.last_port()));
     let sources: Vec<(Value, Value)> = if f.allow_from.is_empty() {
@@ -273,6 +271,40 @@ fn add_forward(s: &mut Shared, f: &Forward, timeout: Option<Duration>, special: 
     for src in sources {
         s.allow
             .push(elem(ElemKey::ConcatRange(vec![ports, src]), None, timeout));
+    }
+    // Who may keep a connection: the WAN allow-list plus the LAN (hairpin), as disjoint
+    // spans: the kernel's concatenated interval sets refuse overlapping elements.
+    let peers: Vec<(Value, Value)> = if f.allow_from.is_empty() {
+        vec![anywhere()]
+    } else {
+        let mut all = f.allow_from.clone();
+        all.extend_from_slice(lan);
+        merged_prefixes(&all)
+    };
+    let host = (Value::Ipv4(f.internal_host), Value::Ipv4(f.internal_host));
+    let int = f.internal_range();
+    // (external ports, internal ports) pairs: the whole range when ports are kept, else
+    // one pair per port so that a flow to a port another mapping used does not match.
+    let pairs: Vec<((Value, Value), (Value, Value))> = if int == ext {
+        vec![(ports, ports)]
+    } else {
+        (0..ext.count())
+            .map(|i| {
+                let offset = u16::try_from(i).unwrap_or(u16::MAX);
+                let e = Value::Port(ext.first_port().saturating_add(offset));
+                let n = Value::Port(int.first_port().saturating_add(offset));
+                ((e, e), (n, n))
+            })
+            .collect()
+    };
+    for (e, n) in &pairs {
+        for peer in &peers {
+            s.flows.push(elem(
+                ElemKey::ConcatRange(vec![*e, *peer, host, *n]),
+                None,
+                timeout,
+            ));
+        }
     }
     let key = port_key(ports.0, ports.1);
     if let Some(v) = special {
@@ -287,7 +319,6 @@ fn add_forward(s: &mut Shared, f: &Forward, timeout: Option<Duration>, special: 
         Some(ElemData::Counter(forward_counter(&f.name))),
         timeout,
     ));
-    let int = f.internal_range();
     if int == ext {
         // Ports stay as they are: one interval element.
         s.dnat_host.push(elem(
@@ -328,28 +359,40 @@ fn shared_sets(rs: &mut Ruleset, p: u8, s: Shared, triggers: bool) {
     };
     let port = vec![DataType::InetService];
     rs.sets.push(set(
-        "allow",
+        names::FLOWS_SET,
+        vec![
+            DataType::InetService,
+            DataType::Ipv4Addr,
+            DataType::Ipv4Addr,
+            DataType::InetService,
+        ],
+        None,
+        timeouts,
+        s.flows,
+    ));
+    rs.sets.push(set(
+        names::ALLOW,
         vec![DataType::InetService, DataType::Ipv4Addr],
         None,
         timeouts,
         s.allow,
     ));
     rs.sets.push(set(
-        "special",
+        names::SPECIAL,
         port.clone(),
         Some(SetData::Verdict),
         timeouts,
         s.special,
     ));
     rs.sets.push(set(
-        "ctr",
+        names::CTR,
         port.clone(),
         Some(SetData::Counter),
         timeouts,
         s.counters,
     ));
     rs.sets.push(set(
-        "dnat_port",
+        names::DNAT_PORT,
         port.clone(),
         Some(SetData::Types(vec![
             DataType::Ipv4Addr,
@@ -359,7 +402,7 @@ fn shared_sets(rs: &mut Ruleset, p: u8, s: Shared, triggers: bool) {
         s.dnat_port,
     ));
     rs.sets.push(set(
-        "dnat_host",
+        names::DNAT_HOST,
         port.clone(),
         Some(SetData::Types(vec![DataType::Ipv4Addr])),
         timeouts,
@@ -371,18 +414,25 @@ fn shared_sets(rs: &mut Ruleset, p: u8, s: Shared, triggers: bool) {
             ..SetFlags::default()
         };
         rs.sets.push(set(
-            "trigger_in",
+            names::TRIGGER_IN,
             port.clone(),
             Some(SetData::Verdict),
             interval,
             s.trigger_in,
         ));
         rs.sets.push(set(
-            "trigger_out",
-            port,
+            names::TRIGGER_OUT,
+            port.clone(),
             Some(SetData::Verdict),
             interval,
             s.trigger_out,
+        ));
+        rs.sets.push(set(
+            names::TRIGGER_FLOW,
+            port,
+            Some(SetData::Verdict),
+            interval,
+            s.trigger_flow,
         ));
     }
 }

@@ -28,8 +28,9 @@ pub const WAN_ADDRS: &str = "wan_addrs";
 /// Counter of packets of DNATed connections the owner's intent no longer allows (a
 /// forward removed, narrowed, changed or expired; a trigger timed out).
 pub const FLOWS_CUT: &str = "flows_cut";
-/// Counter of new connections refused because a rate-limit meter was full.
-pub const METER_FULL: &str = "meter_full";
+/// Counter of new connections a rate limit refused: over their source's rate, or from a
+/// new source while the meter was full (it fails closed).
+pub const RATE_LIMITED: &str = "rate_limited";
 
 /// Bases of the per-protocol shared sets and maps (see [`per_proto`]).
 pub const ALLOW: &str = "allow";

@@ -96,7 +96,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     let mut classes: BTreeMap<String, RateLimit> = BTreeMap::new();
 
     rs.counters.push(names::FLOWS_CUT.to_string());
-    rs.counters.push(names::METER_FULL.to_string());
+    rs.counters.push(names::RATE_LIMITED.to_string());
     for f in cfg.forwards.iter().filter(|f| forward_active(f, now)) {
         let timeout = f
             .expires_at

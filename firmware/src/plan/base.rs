@@ -391,7 +391,12 @@ pub(super) fn rate_class(rs: &mut Ruleset, name: &str, rl: &RateLimit) {
         size: Some(65535),
         elements: Vec::new(),
     });
-    let key = vec![Field::ThDport, Field::IpSaddr];
+    // `limit rate` (not `over`) matches while the source is under its rate, so `return`
+    // lets it on. Over the rate, or when the meter is full and the source has no bucket
+    // (the add fails, which stops the rule), the packet falls through to a counted drop:
+    // a full meter fails closed instead of letting every new source through unlimited.
+    // (A separate `KEY @meter return` rule cannot tell the two apart: a lookup evaluates
+    // the element's limit again.)
     rs.chains.push(regular(
         name,
         vec![
@@ -400,30 +405,18 @@ pub(super) fn rate_class(rs: &mut Ruleset, name: &str, rl: &RateLimit) {
                 Stmt::DynsetLimit {
                     op: DynsetOp::Add,
                     set: name.into(),
-                    key: key.clone(),
+                    key: vec![Field::ThDport, Field::IpSaddr],
                     limit: Limit {
                         rate: u64::from(rl.connections),
                         unit,
                         burst: rl.burst,
-                        over: true,
+                        over: false,
                     },
-                },
-                Stmt::Verdict(Verdict::Drop),
-            ]),
-            // Under the rate: the source has its bucket, go on.
-            rule(vec![
-                Stmt::NfProto(NFPROTO_IPV4),
-                Stmt::Lookup {
-                    key,
-                    set: name.into(),
-                    negate: false,
                 },
                 Stmt::Verdict(Verdict::Return),
             ]),
-            // No bucket: the meter is full (the add failed and skipped the first rule).
-            // Fail closed rather than let every new source through unlimited.
             rule(vec![
-                Stmt::CounterRef(names::METER_FULL.into()),
+                Stmt::CounterRef(names::RATE_LIMITED.into()),
                 Stmt::Verdict(Verdict::Drop),
             ]),
         ],

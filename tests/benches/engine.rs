@@ -7,7 +7,8 @@
 //!    server through one forward, with 1 and with 1,000 forwards installed, and the same
 //!    for a linear one-rule-per-forward table, interleaved and repeated.
 //!
-//! Environment: `PCX_BENCH_QUICK=1` runs fewer sizes and shorter samples (for a smoke run).
+//! Environment: `PCX_BENCH_QUICK=1` runs fewer sizes and shorter samples (for a smoke run);
+//! `PCX_BENCH_ONLY=apply` or `PCX_BENCH_ONLY=datapath` runs one of the two parts.
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -42,8 +43,13 @@ fn main() {
         out,
         "Command: `make bench` (`cargo bench -p portcullis-e2e --bench engine`), release build.\n"
     );
-    apply_times(&mut out);
-    datapath(&mut out);
+    let only = std::env::var("PCX_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "apply" {
+        apply_times(&mut out);
+    }
+    if only.is_empty() || only == "datapath" {
+        datapath(&mut out);
+    }
     println!("\n{out}");
 }
 

@@ -22,6 +22,9 @@
 //!   hairpinned connections.
 
 mod base;
+mod open;
+
+pub use open::{OpenPort, Provenance, Target};
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -97,46 +100,22 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
 
     rs.counters.push(names::FLOWS_CUT.to_string());
     rs.counters.push(names::RATE_LIMITED.to_string());
+    let mut open_ports = Vec::new();
     for f in cfg.forwards.iter().filter(|f| forward_active(f, now)) {
-        let timeout = f
-            .expires_at
-            .map(|t| Duration::from_secs(t.0.saturating_sub(now.0)));
         let special = special_target(&mut rs, &mut classes, f);
         rs.counters.push(forward_counter(&f.name));
-        for &p in f.protocol.numbers() {
-            add_forward(
-                &mut shared[usize::from(p == UDP)],
-                f,
-                &cfg.lan.subnets,
-                timeout,
-                special.as_ref(),
-            );
-        }
+        open_ports.extend(forward_ports(f, now, special));
     }
     let triggers: Vec<&Trigger> = cfg.triggers.iter().filter(|t| t.enabled).collect();
+    open_ports.extend(triggers.iter().flat_map(|t| trigger_ports(t)));
+    for op in &open_ports {
+        open::fill(
+            &mut shared[usize::from(op.proto == UDP)],
+            op,
+            &cfg.lan.subnets,
+        );
+    }
     for t in &triggers {
-        for &p in t.open_protocol.numbers() {
-            let s = &mut shared[usize::from(p == UDP)];
-            let open = (
-                Value::Port(t.open_port.first_port()),
-                Value::Port(t.open_port.last_port()),
-            );
-            s.allow.push(elem(
-                ElemKey::ConcatRange(vec![open, anywhere()]),
-                None,
-                None,
-            ));
-            s.trigger_in.push(elem(
-                port_key(open.0, open.1),
-                Some(jump(&names::trigger_in_chain(&t.name))),
-                None,
-            ));
-            s.trigger_flow.push(elem(
-                port_key(open.0, open.1),
-                Some(jump(&names::trigger_flow_chain(&t.name))),
-                None,
-            ));
-        }
         for &p in t.trigger_protocol.numbers() {
             shared[usize::from(p == UDP)].trigger_out.push(elem(
                 port_key(
@@ -253,93 +232,46 @@ fn rate_class_name(rl: &RateLimit) -> String {
     names::rate_class(rl.connections, per, rl.burst)
 }
 
-/// Adds one forward's elements for one protocol.
-fn add_forward(
-    s: &mut Shared,
-    f: &Forward,
-    lan: &[Ipv4Net],
-    timeout: Option<Duration>,
-    special: Option<&Verdict>,
-) {
-    let ext = f.external_port;
-    let ports = (Value::Port(ext.first_port()), Value::Port(ext.last_port()));
-    let sources: Vec<(Value, Value)> = if f.allow_from.is_empty() {
-        vec![anywhere()]
-    } else {
-        merged_prefixes(&f.allow_from)
-    };
-    for src in sources {
-        s.allow
-            .push(elem(ElemKey::ConcatRange(vec![ports, src]), None, timeout));
-    }
-    // Who may keep a connection: the WAN allow-list plus the LAN (hairpin), as disjoint
-    // spans: the kernel's concatenated interval sets refuse overlapping elements.
-    let peers: Vec<(Value, Value)> = if f.allow_from.is_empty() {
-        vec![anywhere()]
-    } else {
-        let mut all = f.allow_from.clone();
-        all.extend_from_slice(lan);
-        merged_prefixes(&all)
-    };
-    let host = (Value::Ipv4(f.internal_host), Value::Ipv4(f.internal_host));
-    let int = f.internal_range();
-    // (external ports, internal ports) pairs: the whole range when ports are kept, else
-    // one pair per port so that a flow to a port another mapping used does not match.
-    let pairs: Vec<((Value, Value), (Value, Value))> = if int == ext {
-        vec![(ports, ports)]
-    } else {
-        (0..ext.count())
-            .map(|i| {
-                let offset = u16::try_from(i).unwrap_or(u16::MAX);
-                let e = Value::Port(ext.first_port().saturating_add(offset));
-                let n = Value::Port(int.first_port().saturating_add(offset));
-                ((e, e), (n, n))
-            })
-            .collect()
-    };
-    for (e, n) in &pairs {
-        for peer in &peers {
-            s.flows.push(elem(
-                ElemKey::ConcatRange(vec![*e, *peer, host, *n]),
-                None,
-                timeout,
-            ));
-        }
-    }
-    let key = port_key(ports.0, ports.1);
-    if let Some(v) = special {
-        s.special.push(elem(
-            key.clone(),
-            Some(ElemData::Verdict(v.clone())),
-            timeout,
-        ));
-    }
-    s.counters.push(elem(
-        key.clone(),
-        Some(ElemData::Counter(forward_counter(&f.name))),
-        timeout,
-    ));
-    if int == ext {
-        // Ports stay as they are: one interval element.
-        s.dnat_host.push(elem(
-            key,
-            Some(ElemData::Values(vec![Value::Ipv4(f.internal_host)])),
-            timeout,
-        ));
-        return;
-    }
-    // Translated ports: one element per port keeps the mapping a plain lookup.
-    for i in 0..ext.count() {
-        let offset = u16::try_from(i).unwrap_or(u16::MAX);
-        s.dnat_port.push(elem(
-            ElemKey::Single(vec![Value::Port(ext.first_port().saturating_add(offset))]),
-            Some(ElemData::Values(vec![
-                Value::Ipv4(f.internal_host),
-                Value::Port(int.first_port().saturating_add(offset)),
-            ])),
-            timeout,
-        ));
-    }
+/// A forward as open ports, one per protocol.
+pub fn forward_ports(f: &Forward, now: Timestamp, special: Option<Verdict>) -> Vec<OpenPort> {
+    let expiry = f
+        .expires_at
+        .map(|t| Duration::from_secs(t.0.saturating_sub(now.0)));
+    f.protocol
+        .numbers()
+        .iter()
+        .map(|&proto| OpenPort {
+            provenance: Provenance::Forward(f.name.clone()),
+            proto,
+            external: (f.external_port.first_port(), f.external_port.last_port()),
+            target: Target::Host {
+                addr: f.internal_host,
+                first_port: f.internal_range().first_port(),
+            },
+            allow: f.allow_from.clone(),
+            expiry,
+            special: special.clone(),
+            counter: Some(forward_counter(&f.name)),
+        })
+        .collect()
+}
+
+/// A trigger's open ports, one per protocol (they go to whoever holds it).
+pub fn trigger_ports(t: &Trigger) -> Vec<OpenPort> {
+    t.open_protocol
+        .numbers()
+        .iter()
+        .map(|&proto| OpenPort {
+            provenance: Provenance::Trigger(t.name.clone()),
+            proto,
+            external: (t.open_port.first_port(), t.open_port.last_port()),
+            target: Target::TriggerHolder,
+            allow: Vec::new(),
+            expiry: None,
+            special: None,
+            counter: None,
+        })
+        .collect()
 }
 
 fn shared_sets(rs: &mut Ruleset, p: u8, s: Shared, triggers: bool) {

@@ -95,12 +95,23 @@ pub struct TriggerStatus {
     pub remaining_secs: Option<u64>,
 }
 
+/// Packets the datapath refused on purpose, from its named counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Drops {
+    /// Packets of open connections the intent no longer allows (a forward removed,
+    /// disabled, narrowed, re-pointed or expired; a trigger timed out).
+    pub flows_cut: u64,
+    /// New connections a rate limit refused (over the rate, or the meter full).
+    pub rate_limited: u64,
+}
+
 /// The whole status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     pub table_present: bool,
     pub forwards: Vec<ForwardStatus>,
     pub triggers: Vec<TriggerStatus>,
+    pub drops: Drops,
 }
 
 /// Computes status at `now`.
@@ -178,10 +189,15 @@ pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
         .collect::<Vec<_>>();
     let mut triggers = triggers;
     triggers.extend(unconfigured_triggers(cfg, k));
+    let packets = |name: &str| k.counters.get(name).map(|c| c.0).unwrap_or_default();
     Status {
         table_present: k.table_present,
         forwards,
         triggers,
+        drops: Drops {
+            flows_cut: packets(names::FLOWS_CUT),
+            rate_limited: packets(names::RATE_LIMITED),
+        },
     }
 }
 
@@ -270,7 +286,7 @@ pub fn render_text(s: &Status) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  FROM",
+        "{:<24} {:<15} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  FROM",
         "FORWARD", "STATE", "PROTO", "PORT", "TO", "HITS", "BYTES", "LEFT"
     );
     for f in &s.forwards {
@@ -281,9 +297,9 @@ pub fn render_text(s: &Status) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  {from}",
+            "{:<24} {:<15} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  {from}",
             f.name,
-            format!("{:?}", f.state).to_lowercase(),
+            state_name(&f.state),
             f.protocol.to_string(),
             f.external_port,
             f.destination,
@@ -294,15 +310,15 @@ pub fn render_text(s: &Status) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>13}",
+        "\n{:<24} {:<15} {:<8} {:<12} {:<24} {:>8} {:>13}",
         "TRIGGER", "STATE", "PROTO", "OPEN PORT", "HOST", "HITS", "LEFT"
     );
     for t in &s.triggers {
         let _ = writeln!(
             out,
-            "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>13}",
+            "{:<24} {:<15} {:<8} {:<12} {:<24} {:>8} {:>13}",
             t.name,
-            format!("{:?}", t.state).to_lowercase(),
+            state_name(&t.state),
             t.open_protocol.to_string(),
             t.open_port,
             t.host.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
@@ -310,7 +326,20 @@ pub fn render_text(s: &Status) -> String {
             left(t.remaining_secs),
         );
     }
+    let _ = writeln!(
+        out,
+        "\ndropped: {} packets of connections no longer allowed, {} new connections over a rate limit",
+        s.drops.flows_cut, s.drops.rate_limited
+    );
     out
+}
+
+/// A state as the JSON spells it (`not_in_config`).
+fn state_name(state: &impl Serialize) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn left(secs: Option<u64>) -> String {
@@ -338,6 +367,7 @@ mod tests {
             .insert("fwd_friend-ssh".into(), Some(Duration::from_secs(90)));
         k.installed.insert("trg_irc-ident_in".into(), None);
         k.counters.insert("fwd_web".into(), (3, 180));
+        k.counters.insert("flows_cut".into(), (12, 900));
         k.trigger_hosts.insert(
             "trg_irc-ident".into(),
             (
@@ -352,6 +382,7 @@ mod tests {
             (3, 180)
         );
         assert_eq!(s.forwards[1].state, ForwardState::Disabled);
+        assert_eq!(s.drops.flows_cut, 12);
         assert_eq!(s.forwards[2].remaining_secs, Some(90));
         assert_eq!(s.triggers[0].state, TriggerState::Open);
         assert_eq!(s.triggers[0].remaining_secs, Some(42));
@@ -417,7 +448,7 @@ mod tests {
         );
         let text = render_text(&s);
         assert!(
-            text.contains("notinconfig") && text.contains("stillinstalled"),
+            text.contains("not_in_config") && text.contains("still_installed"),
             "{text}"
         );
     }

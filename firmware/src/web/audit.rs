@@ -186,6 +186,7 @@ mod tests {
                 remaining_secs: None,
             }],
             triggers: vec![],
+            drops: Default::default(),
         }
     }
 

@@ -414,3 +414,33 @@ fn a_full_rate_limit_meter_refuses_new_sources() {
     let p = clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080));
     assert!(p.is_ok(), "a source with a bucket during the flood: {p:?}");
 }
+
+#[test]
+fn status_shows_forwards_the_kernel_still_passes_whatever_the_config_says() {
+    let (t, cli) = setup();
+    let _web = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    let cfg = Config::new()
+        .forward(Forward::tcp("web", "8080", LAN_HOST).to_port("80"))
+        .forward(Forward::udp("old", "4000-4001", LAN_HOST));
+    cli.apply_text("both.json", &cfg.to_json());
+    // The saved config changes without being applied (as while the daemon has not
+    // reconciled yet): `web` disabled, `old` gone. The kernel still forwards both.
+    let only_web = Config::new().forward(Forward::tcp("web", "8080", LAN_HOST).to_port("80"));
+    std::fs::write(&cli.saved, disabled(&only_web.to_json(), "web")).unwrap();
+    let p = clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080));
+    assert!(p.is_ok(), "the kernel still forwards web: {p:?}");
+
+    let text = cli.status(false).ok().stdout;
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no status row for {name}:\n{text}"))
+            .to_owned()
+    };
+    assert!(row("web").contains("still_installed"), "{text}");
+    let old = row("old");
+    assert!(
+        old.contains("not_in_config") && old.contains("udp") && old.contains("4000-4001"),
+        "{text}"
+    );
+}

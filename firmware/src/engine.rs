@@ -82,6 +82,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let mut facts = facts.clone();
         facts.carried = self.carried();
+        // Sub-second precision for expiry timeouts (the planner ignores it unless it
+        // falls within `now`'s second).
+        facts.now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_millis()).ok());
         let rs = plan::plan(cfg, &facts, now);
         self.nft.apply(&rs).map_err(EngineError::Install)?;
         Ok(())

@@ -51,6 +51,11 @@ pub struct HostFacts {
     pub wan_addrs: Vec<Ipv4Addr>,
     /// State the installed table holds that a replacement must keep.
     pub carried: Carried,
+    /// The planning moment in milliseconds since the epoch, when the caller knows it
+    /// (`now` is whole seconds). Element timeouts then end at `expires_at` to the
+    /// millisecond instead of up to a second late. Ignored unless it lies within `now`'s
+    /// second.
+    pub now_ms: Option<u64>,
 }
 
 /// Datapath state read from the installed table before it is replaced, so that a config
@@ -104,7 +109,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     for f in cfg.forwards.iter().filter(|f| forward_active(f, now)) {
         let special = special_target(&mut rs, &mut classes, f);
         rs.counters.push(forward_counter(&f.name));
-        open_ports.extend(forward_ports(f, now, special));
+        open_ports.extend(forward_ports(f, now, facts.now_ms, special));
     }
     let triggers: Vec<&Trigger> = cfg.triggers.iter().filter(|t| t.enabled).collect();
     open_ports.extend(triggers.iter().flat_map(|t| trigger_ports(t)));
@@ -232,11 +237,22 @@ fn rate_class_name(rl: &RateLimit) -> String {
     names::rate_class(rl.connections, per, rl.burst)
 }
 
+/// Time from `now` (whole seconds; `now_ms` if it refines it) until `at`.
+pub fn time_left(at: Timestamp, now: Timestamp, now_ms: Option<u64>) -> Duration {
+    match now_ms.filter(|ms| ms / 1000 == now.0) {
+        Some(ms) => Duration::from_millis(at.0.saturating_mul(1000).saturating_sub(ms)),
+        None => Duration::from_secs(at.0.saturating_sub(now.0)),
+    }
+}
+
 /// A forward as open ports, one per protocol.
-pub fn forward_ports(f: &Forward, now: Timestamp, special: Option<Verdict>) -> Vec<OpenPort> {
-    let expiry = f
-        .expires_at
-        .map(|t| Duration::from_secs(t.0.saturating_sub(now.0)));
+pub fn forward_ports(
+    f: &Forward,
+    now: Timestamp,
+    now_ms: Option<u64>,
+    special: Option<Verdict>,
+) -> Vec<OpenPort> {
+    let expiry = f.expires_at.map(|t| time_left(t, now, now_ms));
     f.protocol
         .numbers()
         .iter()

@@ -322,7 +322,7 @@ fn an_unchanged_forward_plans_the_same_flow_elements() {
 #[test]
 fn forwards_and_triggers_become_open_ports_with_their_provenance() {
     let cfg = example();
-    let game = forward_ports(&cfg.forwards[1], NOW, None);
+    let game = forward_ports(&cfg.forwards[1], NOW, None, None);
     assert_eq!(game.len(), 2, "protocol both: one open port per protocol");
     assert_eq!(game[0].provenance, Provenance::Forward("game".into()));
     assert_eq!((game[0].proto, game[1].proto), (6, 17));
@@ -349,4 +349,15 @@ fn only_the_holder_refreshes_a_trigger_and_its_flows_check_the_holder() {
     );
     let flow = &rs.chain("trg_irc-ident.flow").unwrap().rules[0].stmts;
     assert!(matches!(&flow[0], Stmt::Lookup { set, .. } if set == "trg_irc-ident.holder"));
+}
+
+#[test]
+fn expiry_timeouts_use_milliseconds_when_known() {
+    let at = Timestamp(NOW.0 + 5);
+    assert_eq!(time_left(at, NOW, None), Duration::from_secs(5));
+    let ms = NOW.0 * 1000 + 900;
+    assert_eq!(time_left(at, NOW, Some(ms)), Duration::from_millis(4100));
+    // A millisecond clock that disagrees with `now` is ignored.
+    assert_eq!(time_left(at, NOW, Some(ms + 5000)), Duration::from_secs(5));
+    assert_eq!(time_left(NOW, NOW, Some(ms)), Duration::ZERO);
 }

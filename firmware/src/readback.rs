@@ -96,3 +96,99 @@ pub fn view_of(t: &TableState) -> KernelView {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nft::{ChainState, CounterState, ElementState, SetState};
+    use crate::ruleset::{DataType, SetData, SetFlags};
+    use std::time::Duration;
+
+    fn set(name: &str, data: Option<SetData>, elements: Vec<ElementState>) -> SetState {
+        SetState {
+            name: name.into(),
+            key: vec![DataType::InetService],
+            data,
+            flags: SetFlags::default(),
+            timeout: None,
+            kernel_elements: elements.len(),
+            elements,
+        }
+    }
+
+    fn el(key: ElemKey, data: Option<ElemData>, left: Option<u64>) -> ElementState {
+        ElementState {
+            key,
+            data,
+            timeout: None,
+            expiration: left.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn view_names_forwards_and_triggers_with_their_ports_and_holders() {
+        let host: std::net::Ipv4Addr = "192.168.1.20".parse().unwrap();
+        let t = TableState {
+            name: "portcullis".into(),
+            chains: vec![ChainState {
+                name: "trg_irc_in".into(),
+                rules: 2,
+            }],
+            sets: vec![
+                set(
+                    "ctr_tcp",
+                    Some(SetData::Counter),
+                    vec![el(
+                        ElemKey::Range(Value::Port(4000), Value::Port(4001)),
+                        Some(ElemData::Counter("fwd_old".into())),
+                        Some(60),
+                    )],
+                ),
+                set(
+                    "trigger_in_udp",
+                    Some(SetData::Verdict),
+                    vec![el(
+                        ElemKey::Single(vec![Value::Port(113)]),
+                        Some(ElemData::Verdict(Verdict::Jump("trg_irc_in".into()))),
+                        None,
+                    )],
+                ),
+                set(
+                    "trg_irc",
+                    Some(SetData::Types(vec![DataType::Ipv4Addr])),
+                    vec![el(
+                        ElemKey::Single(vec![Value::NfProto(2)]),
+                        Some(ElemData::Values(vec![Value::Ipv4(host)])),
+                        Some(42),
+                    )],
+                ),
+                // The holder set is not a host map, whatever it holds.
+                set(
+                    "trg_irc.holder",
+                    None,
+                    vec![el(ElemKey::Single(vec![Value::Ipv4(host)]), None, Some(42))],
+                ),
+            ],
+            counters: vec![CounterState {
+                name: "flows_cut".into(),
+                packets: 3,
+                bytes: 180,
+            }],
+        };
+        let v = view_of(&t);
+        assert_eq!(
+            v.installed.get("fwd_old"),
+            Some(&Some(Duration::from_secs(60)))
+        );
+        assert_eq!(v.ports.get("fwd_old"), Some(&vec![(6, 4000, 4001)]));
+        assert_eq!(v.installed.get("trg_irc_in"), Some(&None));
+        assert_eq!(v.ports.get("trg_irc_in"), Some(&vec![(17, 113, 113)]));
+        assert_eq!(
+            v.trigger_hosts.get("trg_irc"),
+            Some(&(host, Some(Duration::from_secs(42))))
+        );
+        assert_eq!(v.trigger_hosts.len(), 1);
+        assert!(wanted("trg_irc") && !wanted("trg_irc.holder") && !wanted("flows_tcp"));
+        assert_eq!(v.counters.get("flows_cut"), Some(&(3, 180)));
+    }
+}

@@ -15,11 +15,18 @@
 //! - Every element of a forward carries a kernel timeout when the forward expires, so the
 //!   port closes on time even if the daemon is dead.
 //! - A trigger's outbound range (maps `trigger_out_*`, in the forward hook) records the LAN
-//!   host in the dynamic map `trg_NAME` with a timeout; inbound packets to its open range
-//!   are DNATed to whatever host that map holds. The kernel forgets the host on timeout.
-//! - `forward` lets through only established/related, DNATed, and LAN→WAN traffic;
-//!   `input` admits only LAN, loopback and replies. `srcnat` masquerades LAN→WAN and
-//!   hairpinned connections.
+//!   host in the size-1 set `trg_NAME.holder` and, only if that succeeded (it is the
+//!   holder), in the dynamic map `trg_NAME`, both with the trigger's timeout; inbound
+//!   packets to its open range are DNATed to whatever host that map holds. The kernel
+//!   forgets the host on timeout.
+//! - `forward` sends every packet of a DNATed connection to `flows`, which accepts it only
+//!   while the intent that opened it still holds (`flows_*`: external port . WAN peer .
+//!   internal host . internal port of every active forward; for trigger ports, the LAN
+//!   host must still be the holder) and drops the rest; then established/related and
+//!   LAN→WAN. `input` admits LAN, loopback, replies and the ICMPv6/DHCPv6 the router's
+//!   WAN IPv6 needs. `srcnat` masquerades LAN→WAN and hairpinned connections.
+//! - Forwards and triggers first become [`OpenPort`]s; the shared sets are filled from
+//!   that list alone.
 
 mod base;
 mod open;

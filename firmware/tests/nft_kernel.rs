@@ -1057,3 +1057,51 @@ fn planned_example_lists_exactly_like_nft() {
         "{a}"
     );
 }
+
+#[test]
+#[ignore = "benchmark: cargo test --release -p portcullis --test nft_kernel flows_elements -- --ignored --nocapture"]
+fn bench_apply_cost_of_the_flows_elements() {
+    // 1,000 planner forwards with an allow-list each: applied as planned, and with the
+    // `flows_*` elements left out, interleaved; medians of 7.
+    let mut text = String::from(
+        r#"{"version":1,"lan":{"interface":"lan0","subnets":["192.168.1.0/24"]},"wan":{"interface":"wan0"},"forwards":["#,
+    );
+    for i in 0..1000 {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(
+            r#"{{"name":"f{i}","protocol":"tcp","external_port":{},"internal_host":"192.168.1.10","allow_from":["203.0.113.0/24"]}}"#,
+            20_000 + i
+        ));
+    }
+    text.push_str("]}");
+    let cfg = portcullis::config::Config::parse(&text).expect("config");
+    let facts = portcullis::plan::HostFacts {
+        wan_addrs: vec!["203.0.113.2".parse().unwrap()],
+        ..Default::default()
+    };
+    let with = portcullis::plan::plan(&cfg, &facts, portcullis::config::Timestamp(1));
+    let mut without = with.clone();
+    for s in &mut without.sets {
+        if s.name.starts_with("flows_") {
+            s.elements.clear();
+        }
+    }
+    let ns = Netns::new();
+    let mut nft = ns.nft();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        for (rs, v) in [(&with, &mut a), (&without, &mut b)] {
+            let t = Instant::now();
+            nft.apply(rs).expect("apply");
+            v.push(t.elapsed());
+        }
+    }
+    a.sort();
+    b.sort();
+    eprintln!(
+        "1000 forwards: apply with flows elements {:?}, without {:?} (medians of 7)",
+        a[3], b[3]
+    );
+}

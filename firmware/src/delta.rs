@@ -432,7 +432,13 @@ impl<'a> Id<'a> {
         Id {
             key: &e.key,
             data,
-            expiry: e.timeout.map(|t| planned_at.saturating_add(t)),
+            // Rounded up to whole seconds: expiries are whole seconds, and the planner may
+            // count timeouts from a sub-second `now` that `planned_at` does not carry.
+            expiry: e.timeout.map(|t| {
+                let end = planned_at.saturating_add(t);
+                let up = u64::from(end.subsec_nanos() > 0);
+                Duration::from_secs(end.as_secs().saturating_add(up))
+            }),
         }
     }
 }

@@ -103,6 +103,13 @@ impl Engine {
         facts: &HostFacts,
         now: Timestamp,
     ) -> Result<(), EngineError> {
+        let mut facts = facts.clone();
+        // Sub-second precision for expiry timeouts (the planner ignores it unless it
+        // falls within `now`'s second), so the kernel closes a forward on time.
+        facts.now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_millis()).ok());
         let wanted = plan::plan(
             cfg,
             &HostFacts {
@@ -129,7 +136,6 @@ impl Engine {
                 ),
             }
         }
-        let mut facts = facts.clone();
         facts.carried = self.carried();
         self.replace(&plan::plan(cfg, &facts, now), now)
     }

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod delta;
 pub mod engine;
 pub mod facts;
+pub mod names;
 pub mod nft;
 pub mod plan;
 pub mod readback;

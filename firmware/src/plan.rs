@@ -15,13 +15,23 @@
 //! - Every element of a forward carries a kernel timeout when the forward expires, so the
 //!   port closes on time even if the daemon is dead.
 //! - A trigger's outbound range (maps `trigger_out_*`, in the forward hook) records the LAN
-//!   host in the dynamic map `trg_NAME` with a timeout; inbound packets to its open range
-//!   are DNATed to whatever host that map holds. The kernel forgets the host on timeout.
-//! - `forward` lets through only established/related, DNATed, and LAN→WAN traffic;
-//!   `input` admits only LAN, loopback and replies. `srcnat` masquerades LAN→WAN and
-//!   hairpinned connections.
+//!   host in the size-1 set `trg_NAME.holder` and, only if that succeeded (it is the
+//!   holder), in the dynamic map `trg_NAME`, both with the trigger's timeout; inbound
+//!   packets to its open range are DNATed to whatever host that map holds. The kernel
+//!   forgets the host on timeout.
+//! - `forward` sends every packet of a DNATed connection to `flows`, which accepts it only
+//!   while the intent that opened it still holds (`flows_*`: external port . WAN peer .
+//!   internal host . internal port of every active forward; for trigger ports, the LAN
+//!   host must still be the holder) and drops the rest; then established/related and
+//!   LAN→WAN. `input` admits LAN, loopback, replies and the ICMPv6/DHCPv6 the router's
+//!   WAN IPv6 needs. `srcnat` masquerades LAN→WAN and hairpinned connections.
+//! - Forwards and triggers first become [`OpenPort`]s; the shared sets are filled from
+//!   that list alone.
 
 mod base;
+mod open;
+
+pub use open::{OpenPort, Provenance, Target};
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -33,16 +43,12 @@ use crate::ruleset::{
     SetFlags, Stmt, Value, Verdict,
 };
 
-/// The table Portcullis owns. Nothing outside it is ever touched.
-pub const TABLE: &str = "portcullis";
+use crate::names::{self, TCP, UDP};
+pub use crate::names::{forward_counter, per_proto, trigger_map, LOG_PREFIX, TABLE};
 
 const NFPROTO_IPV4: u8 = 2;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
+const NFPROTO_IPV6: u8 = 10;
 const PROTOS: [u8; 2] = [TCP, UDP];
-
-/// Log prefix of forward hits; the daemon and the UI find hits in the kernel log by it.
-pub const LOG_PREFIX: &str = "portcullis fwd ";
 
 /// What the planner needs to know about the host, gathered before planning.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +58,11 @@ pub struct HostFacts {
     pub wan_addrs: Vec<Ipv4Addr>,
     /// State the installed table holds that a replacement must keep.
     pub carried: Carried,
+    /// The planning moment in milliseconds since the epoch, when the caller knows it
+    /// (`now` is whole seconds). Element timeouts then end at `expires_at` to the
+    /// millisecond instead of up to a second late. Ignored unless it lies within `now`'s
+    /// second.
+    pub now_ms: Option<u64>,
 }
 
 /// Datapath state read from the installed table before it is replaced, so that a config
@@ -62,22 +73,6 @@ pub struct Carried {
     pub counters: BTreeMap<String, (u64, u64)>,
     /// Trigger map name (`trg_NAME`) → the LAN host it is open to and the time left.
     pub trigger_hosts: BTreeMap<String, (Ipv4Addr, Duration)>,
-}
-
-/// Name of a forward's counter object (also the name of its log chain, if it logs).
-pub fn forward_counter(name: &str) -> String {
-    format!("fwd_{name}")
-}
-
-/// Name of a trigger's dynamic map, which holds the LAN host it is open to; also the name
-/// of its counter, and the prefix of its chains (`_in`, `_out`).
-pub fn trigger_map(name: &str) -> String {
-    format!("trg_{name}")
-}
-
-/// Name of a per-protocol shared set or map, e.g. `allow_tcp`.
-pub fn per_proto(base: &str, proto: u8) -> String {
-    format!("{base}_{}", if proto == TCP { "tcp" } else { "udp" })
 }
 
 /// Is this forward in force at `now`? Disabled and expired forwards are not planned.
@@ -95,6 +90,9 @@ struct Shared {
     dnat_host: Vec<Element>,
     trigger_in: Vec<Element>,
     trigger_out: Vec<Element>,
+    /// Live forwards as `external port . WAN peer . internal host . internal port`.
+    flows: Vec<Element>,
+    trigger_flow: Vec<Element>,
 }
 
 /// Plans the whole table. The config must have passed validation.
@@ -112,47 +110,31 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     // Rate-limit classes: forwards with the same limit share one meter set and chain.
     let mut classes: BTreeMap<String, RateLimit> = BTreeMap::new();
 
+    rs.counters.push(names::FLOWS_CUT.to_string());
+    rs.counters.push(names::RATE_LIMITED.to_string());
+    let mut open_ports = Vec::new();
     for f in cfg.forwards.iter().filter(|f| forward_active(f, now)) {
-        let timeout = f
-            .expires_at
-            .map(|t| Duration::from_secs(t.0.saturating_sub(now.0)));
         let special = special_target(&mut rs, &mut classes, f);
         rs.counters.push(forward_counter(&f.name));
-        for &p in f.protocol.numbers() {
-            add_forward(
-                &mut shared[usize::from(p == UDP)],
-                f,
-                timeout,
-                special.as_ref(),
-            );
-        }
+        open_ports.extend(forward_ports(f, now, facts.now_ms, special));
     }
     let triggers: Vec<&Trigger> = cfg.triggers.iter().filter(|t| t.enabled).collect();
+    open_ports.extend(triggers.iter().flat_map(|t| trigger_ports(t)));
+    for op in &open_ports {
+        open::fill(
+            &mut shared[usize::from(op.proto == UDP)],
+            op,
+            &cfg.lan.subnets,
+        );
+    }
     for t in &triggers {
-        for &p in t.open_protocol.numbers() {
-            let s = &mut shared[usize::from(p == UDP)];
-            let open = (
-                Value::Port(t.open_port.first_port()),
-                Value::Port(t.open_port.last_port()),
-            );
-            s.allow.push(elem(
-                ElemKey::ConcatRange(vec![open, anywhere()]),
-                None,
-                None,
-            ));
-            s.trigger_in.push(elem(
-                port_key(open.0, open.1),
-                Some(jump(&format!("{}_in", trigger_map(&t.name)))),
-                None,
-            ));
-        }
         for &p in t.trigger_protocol.numbers() {
             shared[usize::from(p == UDP)].trigger_out.push(elem(
                 port_key(
                     Value::Port(t.trigger_port.first_port()),
                     Value::Port(t.trigger_port.last_port()),
                 ),
-                Some(jump(&format!("{}_out", trigger_map(&t.name)))),
+                Some(jump(&names::trigger_out_chain(&t.name))),
                 None,
             ));
         }
@@ -167,7 +149,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     }
 
     rs.sets.push(plain_set(
-        "lan_nets",
+        names::LAN_NETS,
         DataType::Ipv4Addr,
         true,
         cfg.lan
@@ -183,7 +165,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
             .collect(),
     ));
     rs.sets.push(plain_set(
-        "wan_addrs",
+        names::WAN_ADDRS,
         DataType::Ipv4Addr,
         false,
         facts
@@ -205,7 +187,8 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     rs.chains.push(base::inbound(has_triggers));
     rs.chains
         .push(base::dstnat(lan, wan, !facts.wan_addrs.is_empty()));
-    rs.chains.push(base::input(lan));
+    rs.chains.push(base::flows(has_triggers));
+    rs.chains.push(base::input(lan, wan));
     rs.chains.push(base::forward(lan, wan, has_triggers));
     rs.chains.push(base::srcnat(lan, wan));
     rs
@@ -258,57 +241,60 @@ fn rate_class_name(rl: &RateLimit) -> String {
         Per::Minute => "minute",
         Per::Hour => "hour",
     };
-    format!("rl_{}_{per}_{}", rl.connections, rl.burst)
+    names::rate_class(rl.connections, per, rl.burst)
 }
 
-/// Adds one forward's elements for one protocol.
-fn add_forward(s: &mut Shared, f: &Forward, timeout: Option<Duration>, special: Option<&Verdict>) {
-    let ext = f.external_port;
-    let ports = (Value::Port(ext.first_port()), Value::Port(ext.last_port()));
-    let sources: Vec<(Value, Value)> = if f.allow_from.is_empty() {
-        vec![anywhere()]
-    } else {
-        merged_prefixes(&f.allow_from)
-    };
-    for src in sources {
-        s.allow
-            .push(elem(ElemKey::ConcatRange(vec![ports, src]), None, timeout));
+/// Time from `now` (whole seconds; `now_ms` if it refines it) until `at`.
+pub fn time_left(at: Timestamp, now: Timestamp, now_ms: Option<u64>) -> Duration {
+    match now_ms.filter(|ms| ms / 1000 == now.0) {
+        Some(ms) => Duration::from_millis(at.0.saturating_mul(1000).saturating_sub(ms)),
+        None => Duration::from_secs(at.0.saturating_sub(now.0)),
     }
-    let key = port_key(ports.0, ports.1);
-    if let Some(v) = special {
-        s.special.push(elem(
-            key.clone(),
-            Some(ElemData::Verdict(v.clone())),
-            timeout,
-        ));
-    }
-    s.counters.push(elem(
-        key.clone(),
-        Some(ElemData::Counter(forward_counter(&f.name))),
-        timeout,
-    ));
-    let int = f.internal_range();
-    if int == ext {
-        // Ports stay as they are: one interval element.
-        s.dnat_host.push(elem(
-            key,
-            Some(ElemData::Values(vec![Value::Ipv4(f.internal_host)])),
-            timeout,
-        ));
-        return;
-    }
-    // Translated ports: one element per port keeps the mapping a plain lookup.
-    for i in 0..ext.count() {
-        let offset = u16::try_from(i).unwrap_or(u16::MAX);
-        s.dnat_port.push(elem(
-            ElemKey::Single(vec![Value::Port(ext.first_port().saturating_add(offset))]),
-            Some(ElemData::Values(vec![
-                Value::Ipv4(f.internal_host),
-                Value::Port(int.first_port().saturating_add(offset)),
-            ])),
-            timeout,
-        ));
-    }
+}
+
+/// A forward as open ports, one per protocol.
+pub fn forward_ports(
+    f: &Forward,
+    now: Timestamp,
+    now_ms: Option<u64>,
+    special: Option<Verdict>,
+) -> Vec<OpenPort> {
+    let expiry = f.expires_at.map(|t| time_left(t, now, now_ms));
+    f.protocol
+        .numbers()
+        .iter()
+        .map(|&proto| OpenPort {
+            provenance: Provenance::Forward(f.name.clone()),
+            proto,
+            external: (f.external_port.first_port(), f.external_port.last_port()),
+            target: Target::Host {
+                addr: f.internal_host,
+                first_port: f.internal_range().first_port(),
+            },
+            allow: f.allow_from.clone(),
+            expiry,
+            special: special.clone(),
+            counter: Some(forward_counter(&f.name)),
+        })
+        .collect()
+}
+
+/// A trigger's open ports, one per protocol (they go to whoever holds it).
+pub fn trigger_ports(t: &Trigger) -> Vec<OpenPort> {
+    t.open_protocol
+        .numbers()
+        .iter()
+        .map(|&proto| OpenPort {
+            provenance: Provenance::Trigger(t.name.clone()),
+            proto,
+            external: (t.open_port.first_port(), t.open_port.last_port()),
+            target: Target::TriggerHolder,
+            allow: Vec::new(),
+            expiry: None,
+            special: None,
+            counter: None,
+        })
+        .collect()
 }
 
 fn shared_sets(rs: &mut Ruleset, p: u8, s: Shared, triggers: bool) {
@@ -328,28 +314,40 @@ fn shared_sets(rs: &mut Ruleset, p: u8, s: Shared, triggers: bool) {
     };
     let port = vec![DataType::InetService];
     rs.sets.push(set(
-        "allow",
+        names::FLOWS_SET,
+        vec![
+            DataType::InetService,
+            DataType::Ipv4Addr,
+            DataType::Ipv4Addr,
+            DataType::InetService,
+        ],
+        None,
+        timeouts,
+        s.flows,
+    ));
+    rs.sets.push(set(
+        names::ALLOW,
         vec![DataType::InetService, DataType::Ipv4Addr],
         None,
         timeouts,
         s.allow,
     ));
     rs.sets.push(set(
-        "special",
+        names::SPECIAL,
         port.clone(),
         Some(SetData::Verdict),
         timeouts,
         s.special,
     ));
     rs.sets.push(set(
-        "ctr",
+        names::CTR,
         port.clone(),
         Some(SetData::Counter),
         timeouts,
         s.counters,
     ));
     rs.sets.push(set(
-        "dnat_port",
+        names::DNAT_PORT,
         port.clone(),
         Some(SetData::Types(vec![
             DataType::Ipv4Addr,
@@ -359,7 +357,7 @@ fn shared_sets(rs: &mut Ruleset, p: u8, s: Shared, triggers: bool) {
         s.dnat_port,
     ));
     rs.sets.push(set(
-        "dnat_host",
+        names::DNAT_HOST,
         port.clone(),
         Some(SetData::Types(vec![DataType::Ipv4Addr])),
         timeouts,
@@ -371,18 +369,25 @@ fn shared_sets(rs: &mut Ruleset, p: u8, s: Shared, triggers: bool) {
             ..SetFlags::default()
         };
         rs.sets.push(set(
-            "trigger_in",
+            names::TRIGGER_IN,
             port.clone(),
             Some(SetData::Verdict),
             interval,
             s.trigger_in,
         ));
         rs.sets.push(set(
-            "trigger_out",
-            port,
+            names::TRIGGER_OUT,
+            port.clone(),
             Some(SetData::Verdict),
             interval,
             s.trigger_out,
+        ));
+        rs.sets.push(set(
+            names::TRIGGER_FLOW,
+            port,
+            Some(SetData::Verdict),
+            interval,
+            s.trigger_flow,
         ));
     }
 }

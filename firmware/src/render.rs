@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::ruleset::{
-    BaseChain, ChainType, CmpOp, CtState, DataType, DynsetOp, ElemData, ElemKey, Element, Field,
-    Hook, Limit, LogLevel, Policy, RateUnit, Rule, Ruleset, Set, SetData, Stmt, Value, Verdict,
+    BaseChain, ChainType, CmpOp, CtDir, CtKey, CtState, DataType, DynsetOp, ElemData, ElemKey,
+    Element, Field, Hook, Limit, LogLevel, Policy, RateUnit, Rule, Ruleset, Set, SetData, Stmt,
+    Value, Verdict,
 };
 
 /// Renders the whole table as an `nft -f` script. The first line deletes any previous
@@ -165,6 +166,7 @@ fn value(v: &Value) -> String {
         Value::NfProto(2) => "ipv4".to_string(),
         Value::NfProto(10) => "ipv6".to_string(),
         Value::NfProto(n) => n.to_string(),
+        Value::Byte(n) => n.to_string(),
     }
 }
 
@@ -230,6 +232,8 @@ fn stmt(s: &Stmt) -> String {
             format!("ct state {}", names.join(","))
         }
         Stmt::CtStatusDnat => "ct status dnat".to_string(),
+        Stmt::Match(f, v) => format!("{} {}", fields(&[*f]), value(v)),
+        Stmt::UdpPorts { sport, dport } => format!("udp sport {sport} udp dport {dport}"),
         Stmt::Lookup { key, set, negate } => {
             format!("{} {}@{set}", fields(key), if *negate { "!= " } else { "" })
         }
@@ -251,6 +255,9 @@ fn stmt(s: &Stmt) -> String {
             key,
             limit: l,
         } => format!("{} @{set} {{ {} {} }}", dynop(*op), fields(key), limit(l)),
+        Stmt::DynsetKey { op, set, key } => {
+            format!("{} @{set} {{ {} }}", dynop(*op), fields(key))
+        }
         Stmt::DynsetData { op, set, key, data } => format!(
             "{} @{set} {{ {} : {} }}",
             dynop(*op),
@@ -297,6 +304,17 @@ fn fields(f: &[Field]) -> String {
             Field::ThDport => "th dport",
             Field::MetaL4Proto => "meta l4proto",
             Field::MetaNfProto => "meta nfproto",
+            Field::CtProtocol => "ct protocol",
+            Field::Ct(dir, key) => match (dir, key) {
+                (CtDir::Original, CtKey::IpSaddr) => "ct original ip saddr",
+                (CtDir::Original, CtKey::ProtoSrc) => "ct original proto-src",
+                (CtDir::Original, CtKey::ProtoDst) => "ct original proto-dst",
+                (CtDir::Reply, CtKey::IpSaddr) => "ct reply ip saddr",
+                (CtDir::Reply, CtKey::ProtoSrc) => "ct reply proto-src",
+                (CtDir::Reply, CtKey::ProtoDst) => "ct reply proto-dst",
+            },
+            Field::Icmpv6Type => "icmpv6 type",
+            Field::Ip6HopLimit => "ip6 hoplimit",
         })
         .collect::<Vec<_>>()
         .join(" . ")

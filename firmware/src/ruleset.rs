@@ -39,6 +39,10 @@ pub enum DataType {
     InetProto,
     /// `nf_proto`, a netfilter family (`meta nfproto`): 1 byte.
     NfProto,
+    /// `icmpv6_type`: 1 byte.
+    Icmpv6Type,
+    /// A 1-byte `integer` (e.g. `ip6 hoplimit`).
+    Integer8,
 }
 
 /// What a map yields; `None` in [`Set::data`] means a plain set.
@@ -86,6 +90,8 @@ pub enum Value {
     Proto(u8),
     /// Netfilter family number (2 = ipv4, 10 = ipv6).
     NfProto(u8),
+    /// Any other one-byte value (an ICMPv6 type, a hop limit), printed as a number.
+    Byte(u8),
 }
 
 /// An element key: a single (possibly concatenated) value, or an inclusive range of a
@@ -190,6 +196,35 @@ pub enum Field {
     MetaL4Proto,
     /// `meta nfproto`.
     MetaNfProto,
+    /// `ct protocol`: the connection's layer-4 protocol (an ICMP error related to a TCP
+    /// connection has `meta l4proto icmp` but `ct protocol tcp`).
+    CtProtocol,
+    /// A field of a connection's original or reply tuple, e.g. `ct original proto-dst`.
+    Ct(CtDir, CtKey),
+    /// `icmpv6 type` (transport header offset 0, 1 byte).
+    Icmpv6Type,
+    /// `ip6 hoplimit` (network header offset 7, 1 byte).
+    Ip6HopLimit,
+}
+
+/// Direction of a conntrack tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CtDir {
+    /// As the first packet was sent (before NAT).
+    Original,
+    /// As replies travel (after NAT: the reply source is the DNAT target).
+    Reply,
+}
+
+/// A field of a conntrack tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CtKey {
+    /// `ip saddr` (IPv4 connections only).
+    IpSaddr,
+    /// `proto-src`: the source port.
+    ProtoSrc,
+    /// `proto-dst`: the destination port.
+    ProtoDst,
 }
 
 /// Equality operator of a comparison.
@@ -259,6 +294,10 @@ pub enum Stmt {
     CtState(Vec<CtState>),
     /// `ct status dnat` — the connection was destination-NATed.
     CtStatusDnat,
+    /// `FIELD VALUE` — equality with a constant.
+    Match(Field, Value),
+    /// `udp sport S udp dport D` (one 4-byte load, as `nft` merges the two).
+    UdpPorts { sport: u16, dport: u16 },
     /// `KEY [!=] @set` — set membership (KEY is one field or a concatenation).
     Lookup {
         key: Vec<Field>,
@@ -282,6 +321,13 @@ pub enum Stmt {
         set: String,
         key: Vec<Field>,
         limit: Limit,
+    },
+    /// `add|update @set { KEY }` — record KEY; fails (the rule stops) when the set is
+    /// full and KEY is not in it.
+    DynsetKey {
+        op: DynsetOp,
+        set: String,
+        key: Vec<Field>,
     },
     /// `add|update @map { KEY : DATA }` — record DATA under KEY.
     DynsetData {
@@ -328,7 +374,9 @@ impl DataType {
         match self {
             DataType::Ipv4Addr => 4,
             DataType::InetService => 2,
-            DataType::InetProto | DataType::NfProto => 1,
+            DataType::InetProto | DataType::NfProto | DataType::Icmpv6Type | DataType::Integer8 => {
+                1
+            }
         }
     }
 
@@ -340,6 +388,8 @@ impl DataType {
             DataType::InetService => 13,
             DataType::InetProto => 12,
             DataType::NfProto => 2,
+            DataType::Integer8 => 4,
+            DataType::Icmpv6Type => 29,
         }
     }
 
@@ -350,6 +400,8 @@ impl DataType {
             DataType::InetService => "inet_service",
             DataType::InetProto => "inet_proto",
             DataType::NfProto => "nf_proto",
+            DataType::Icmpv6Type => "icmpv6_type",
+            DataType::Integer8 => "integer",
         }
     }
 }
@@ -358,10 +410,14 @@ impl Field {
     /// The data type a field loads.
     pub fn data_type(self) -> DataType {
         match self {
-            Field::IpSaddr | Field::IpDaddr => DataType::Ipv4Addr,
-            Field::ThDport => DataType::InetService,
-            Field::MetaL4Proto => DataType::InetProto,
+            Field::IpSaddr | Field::IpDaddr | Field::Ct(_, CtKey::IpSaddr) => DataType::Ipv4Addr,
+            Field::ThDport | Field::Ct(_, CtKey::ProtoSrc | CtKey::ProtoDst) => {
+                DataType::InetService
+            }
+            Field::MetaL4Proto | Field::CtProtocol => DataType::InetProto,
             Field::MetaNfProto => DataType::NfProto,
+            Field::Icmpv6Type => DataType::Icmpv6Type,
+            Field::Ip6HopLimit => DataType::Integer8,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, Protocol, Timestamp};
-use crate::plan;
+use crate::names;
 
 /// The facts status needs from the kernel, keyed by planner names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +25,9 @@ pub struct KernelView {
     pub installed: HashMap<String, Option<Duration>>,
     /// Trigger maps holding a host: map name → (host, remaining time).
     pub trigger_hosts: HashMap<String, (Ipv4Addr, Option<Duration>)>,
+    /// Ports the kernel dispatches, by the same keys as `installed`: (protocol number,
+    /// first port, last port). Lets status describe what is installed but not configured.
+    pub ports: HashMap<String, Vec<(u8, u16, u16)>>,
 }
 
 /// State of one forward.
@@ -38,6 +41,11 @@ pub enum ForwardState {
     Expired,
     /// Configured and enabled but not in the kernel: the saved config was not applied.
     NotInstalled,
+    /// Disabled or expired in the config, but the kernel still forwards it (the config
+    /// was not applied yet).
+    StillInstalled,
+    /// In the kernel but not in the config at all: it still passes traffic.
+    NotInConfig,
 }
 
 /// One row of `portcullis status` for a forward.
@@ -67,6 +75,10 @@ pub enum TriggerState {
     Armed,
     Disabled,
     NotInstalled,
+    /// Disabled in the config but still in the kernel.
+    StillInstalled,
+    /// In the kernel but not in the config at all.
+    NotInConfig,
 }
 
 /// One row of `portcullis status` for a trigger.
@@ -83,12 +95,23 @@ pub struct TriggerStatus {
     pub remaining_secs: Option<u64>,
 }
 
+/// Packets the datapath refused on purpose, from its named counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Drops {
+    /// Packets of open connections the intent no longer allows (a forward removed,
+    /// disabled, narrowed, re-pointed or expired; a trigger timed out).
+    pub flows_cut: u64,
+    /// New connections a rate limit refused (over the rate, or the meter full).
+    pub rate_limited: u64,
+}
+
 /// The whole status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     pub table_present: bool,
     pub forwards: Vec<ForwardStatus>,
     pub triggers: Vec<TriggerStatus>,
+    pub drops: Drops,
 }
 
 /// Computes status at `now`.
@@ -97,11 +120,15 @@ pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
         .forwards
         .iter()
         .map(|f| {
-            let installed = k.installed.get(&plan::forward_counter(&f.name));
-            let state = if !f.enabled {
-                ForwardState::Disabled
-            } else if f.expires_at.is_some_and(|t| t <= now) {
-                ForwardState::Expired
+            let installed = k.installed.get(&names::forward_counter(&f.name));
+            let state = if !f.enabled || f.expires_at.is_some_and(|t| t <= now) {
+                if installed.is_some() {
+                    ForwardState::StillInstalled
+                } else if f.enabled {
+                    ForwardState::Expired
+                } else {
+                    ForwardState::Disabled
+                }
             } else if installed.is_some() {
                 ForwardState::Active
             } else {
@@ -109,11 +136,13 @@ pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
             };
             let (p, b) = k
                 .counters
-                .get(&plan::forward_counter(&f.name))
+                .get(&names::forward_counter(&f.name))
                 .copied()
                 .unwrap_or_default();
             let remaining = match (state, installed) {
-                (ForwardState::Active, Some(Some(d))) => Some(d.as_secs()),
+                (ForwardState::Active | ForwardState::StillInstalled, Some(Some(d))) => {
+                    Some(d.as_secs())
+                }
                 (ForwardState::Active, _) => f.expires_at.map(|t| t.0.saturating_sub(now.0)),
                 _ => None,
             };
@@ -130,16 +159,19 @@ pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
                 remaining_secs: remaining,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut forwards = forwards;
+    forwards.extend(unconfigured_forwards(cfg, k));
     let triggers = cfg
         .triggers
         .iter()
         .map(|t| {
-            let map = plan::trigger_map(&t.name);
-            let installed = k.installed.contains_key(&format!("{map}_in"));
+            let map = names::trigger_map(&t.name);
+            let installed = k.installed.contains_key(&names::trigger_in_chain(&t.name));
             let held = k.trigger_hosts.get(&map);
             let state = match (t.enabled, installed, held) {
-                (false, _, _) => TriggerState::Disabled,
+                (false, true, _) => TriggerState::StillInstalled,
+                (false, false, _) => TriggerState::Disabled,
                 (true, false, _) => TriggerState::NotInstalled,
                 (true, true, Some(_)) => TriggerState::Open,
                 (true, true, None) => TriggerState::Armed,
@@ -154,12 +186,95 @@ pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
                 remaining_secs: held.and_then(|h| h.1).map(|d| d.as_secs()),
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut triggers = triggers;
+    triggers.extend(unconfigured_triggers(cfg, k));
+    let packets = |name: &str| k.counters.get(name).map(|c| c.0).unwrap_or_default();
     Status {
         table_present: k.table_present,
         forwards,
         triggers,
+        drops: Drops {
+            flows_cut: packets(names::FLOWS_CUT),
+            rate_limited: packets(names::RATE_LIMITED),
+        },
     }
+}
+
+/// Protocol and port text of what the kernel dispatches under `key`.
+fn kernel_ports(k: &KernelView, key: &str) -> (Protocol, String) {
+    let ports = k.ports.get(key).map(Vec::as_slice).unwrap_or_default();
+    let tcp = ports.iter().any(|p| p.0 == names::TCP);
+    let udp = ports.iter().any(|p| p.0 == names::UDP);
+    let protocol = match (tcp, udp) {
+        (true, true) => Protocol::Both,
+        (false, true) => Protocol::Udp,
+        _ => Protocol::Tcp,
+    };
+    let text = match ports.first() {
+        None => "?".to_string(),
+        Some((_, a, b)) if a == b => a.to_string(),
+        Some((_, a, b)) => format!("{a}-{b}"),
+    };
+    (protocol, text)
+}
+
+/// Forwards the kernel holds that the config does not name: they still pass traffic, so
+/// status shows them rather than hiding them until the daemon reconciles.
+fn unconfigured_forwards(cfg: &Config, k: &KernelView) -> Vec<ForwardStatus> {
+    let mut extra: Vec<ForwardStatus> = k
+        .installed
+        .iter()
+        .filter_map(|(key, left)| {
+            let name = names::forward_of_counter(key)?;
+            if cfg.forwards.iter().any(|f| f.name == name) {
+                return None;
+            }
+            let (protocol, external_port) = kernel_ports(k, key);
+            let (p, b) = k.counters.get(key).copied().unwrap_or_default();
+            Some(ForwardStatus {
+                name: name.to_string(),
+                state: ForwardState::NotInConfig,
+                protocol,
+                external_port,
+                destination: "?".into(),
+                allow_from: Vec::new(),
+                hits_packets: p,
+                hits_bytes: b,
+                remaining_secs: left.map(|d| d.as_secs()),
+            })
+        })
+        .collect();
+    extra.sort_by(|a, b| a.name.cmp(&b.name));
+    extra
+}
+
+/// Triggers the kernel holds that the config does not name.
+fn unconfigured_triggers(cfg: &Config, k: &KernelView) -> Vec<TriggerStatus> {
+    let mut extra: Vec<TriggerStatus> = k
+        .installed
+        .keys()
+        .filter_map(|chain| {
+            let name = names::trigger_of_in_chain(chain)?;
+            if cfg.triggers.iter().any(|t| t.name == name) {
+                return None;
+            }
+            let map = names::trigger_map(name);
+            let held = k.trigger_hosts.get(&map);
+            let (open_protocol, open_port) = kernel_ports(k, chain);
+            Some(TriggerStatus {
+                name: name.to_string(),
+                state: TriggerState::NotInConfig,
+                open_protocol,
+                open_port,
+                host: held.map(|h| h.0),
+                hits_packets: k.counters.get(&map).map(|c| c.0).unwrap_or_default(),
+                remaining_secs: held.and_then(|h| h.1).map(|d| d.as_secs()),
+            })
+        })
+        .collect();
+    extra.sort_by(|a, b| a.name.cmp(&b.name));
+    extra
 }
 
 /// Human-readable table for the CLI.
@@ -171,7 +286,7 @@ pub fn render_text(s: &Status) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  FROM",
+        "{:<24} {:<15} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  FROM",
         "FORWARD", "STATE", "PROTO", "PORT", "TO", "HITS", "BYTES", "LEFT"
     );
     for f in &s.forwards {
@@ -182,9 +297,9 @@ pub fn render_text(s: &Status) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  {from}",
+            "{:<24} {:<15} {:<8} {:<12} {:<24} {:>8} {:>10} {:>13}  {from}",
             f.name,
-            format!("{:?}", f.state).to_lowercase(),
+            state_name(&f.state),
             f.protocol.to_string(),
             f.external_port,
             f.destination,
@@ -195,15 +310,15 @@ pub fn render_text(s: &Status) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>13}",
+        "\n{:<24} {:<15} {:<8} {:<12} {:<24} {:>8} {:>13}",
         "TRIGGER", "STATE", "PROTO", "OPEN PORT", "HOST", "HITS", "LEFT"
     );
     for t in &s.triggers {
         let _ = writeln!(
             out,
-            "{:<24} {:<13} {:<8} {:<12} {:<24} {:>8} {:>13}",
+            "{:<24} {:<15} {:<8} {:<12} {:<24} {:>8} {:>13}",
             t.name,
-            format!("{:?}", t.state).to_lowercase(),
+            state_name(&t.state),
             t.open_protocol.to_string(),
             t.open_port,
             t.host.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
@@ -211,7 +326,20 @@ pub fn render_text(s: &Status) -> String {
             left(t.remaining_secs),
         );
     }
+    let _ = writeln!(
+        out,
+        "\ndropped: {} packets of connections no longer allowed, {} new connections over a rate limit",
+        s.drops.flows_cut, s.drops.rate_limited
+    );
     out
+}
+
+/// A state as the JSON spells it (`not_in_config`).
+fn state_name(state: &impl Serialize) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn left(secs: Option<u64>) -> String {
@@ -239,6 +367,7 @@ mod tests {
             .insert("fwd_friend-ssh".into(), Some(Duration::from_secs(90)));
         k.installed.insert("trg_irc-ident_in".into(), None);
         k.counters.insert("fwd_web".into(), (3, 180));
+        k.counters.insert("flows_cut".into(), (12, 900));
         k.trigger_hosts.insert(
             "trg_irc-ident".into(),
             (
@@ -253,6 +382,7 @@ mod tests {
             (3, 180)
         );
         assert_eq!(s.forwards[1].state, ForwardState::Disabled);
+        assert_eq!(s.drops.flows_cut, 12);
         assert_eq!(s.forwards[2].remaining_secs, Some(90));
         assert_eq!(s.triggers[0].state, TriggerState::Open);
         assert_eq!(s.triggers[0].remaining_secs, Some(42));
@@ -268,6 +398,58 @@ mod tests {
         assert_eq!(s.forwards[0].state, ForwardState::NotInstalled);
         assert_eq!(s.triggers[0].state, TriggerState::Armed);
         let s = compute(&cfg, &k, Timestamp(2_000_000_000));
+        assert_eq!(s.forwards[2].state, ForwardState::StillInstalled);
+        k.installed.remove("fwd_friend-ssh");
+        let s = compute(&cfg, &k, Timestamp(2_000_000_000));
         assert_eq!(s.forwards[2].state, ForwardState::Expired);
+    }
+
+    #[test]
+    fn kernel_and_config_disagreeing_is_shown_not_hidden() {
+        let mut cfg = Config::parse(include_str!("../examples/home.json")).unwrap();
+        let now = Timestamp(1_795_888_800);
+        let mut k = KernelView {
+            table_present: true,
+            ..KernelView::default()
+        };
+        // The kernel still forwards `web` though the config disables it, and forwards
+        // `old` and triggers `gone`, which the config does not name at all.
+        cfg.forwards[0].enabled = false;
+        cfg.triggers[0].enabled = false;
+        k.installed.insert("fwd_web".into(), None);
+        k.installed
+            .insert("fwd_old".into(), Some(Duration::from_secs(60)));
+        k.ports
+            .insert("fwd_old".into(), vec![(6, 4000, 4001), (17, 4000, 4001)]);
+        k.counters.insert("fwd_old".into(), (7, 700));
+        k.installed.insert("trg_irc-ident_in".into(), None);
+        k.installed.insert("trg_gone_in".into(), None);
+        k.ports.insert("trg_gone_in".into(), vec![(17, 5000, 5000)]);
+        let s = compute(&cfg, &k, now);
+        assert_eq!(s.forwards[0].state, ForwardState::StillInstalled);
+        let old = s.forwards.last().unwrap();
+        assert_eq!(
+            (old.name.as_str(), old.state, old.protocol),
+            ("old", ForwardState::NotInConfig, Protocol::Both)
+        );
+        assert_eq!(
+            (
+                old.external_port.as_str(),
+                old.hits_packets,
+                old.remaining_secs
+            ),
+            ("4000-4001", 7, Some(60))
+        );
+        assert_eq!(s.triggers[0].state, TriggerState::StillInstalled);
+        let gone = s.triggers.last().unwrap();
+        assert_eq!(
+            (gone.name.as_str(), gone.state, gone.open_protocol),
+            ("gone", TriggerState::NotInConfig, Protocol::Udp)
+        );
+        let text = render_text(&s);
+        assert!(
+            text.contains("not_in_config") && text.contains("still_installed"),
+            "{text}"
+        );
     }
 }

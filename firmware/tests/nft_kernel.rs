@@ -20,7 +20,7 @@ use example::{edge_ruleset, example_ruleset, shared_ruleset};
 #[path = "fixtures/netns.rs"]
 #[allow(dead_code)] // not every helper is used by every test crate
 mod netns;
-use netns::Netns;
+use netns::{strip_expires, Netns};
 
 #[test]
 fn applied_table_lists_exactly_like_nft_loading_the_rendered_text() {
@@ -930,4 +930,86 @@ fn read_table_with_dumps_only_the_selected_sets_elements() {
             assert!(p.elements.is_empty(), "{} was not selected", p.name);
         }
     }
+}
+
+/// The planner's own table for the example config — the live-flow check (`ct original
+/// proto-dst . ct original ip saddr . ct reply ip saddr . ct reply proto-src` against a
+/// four-field concatenated interval set, a vmap on a conntrack port), the trigger holder
+/// set and its dynset update without data, the fail-closed meter and the IPv6 input
+/// rules — lists identically whether our batch or `nft -f` of the rendered text loaded it.
+#[test]
+fn planned_example_lists_exactly_like_nft() {
+    let cfg = portcullis::config::Config::parse(include_str!("../examples/home.json"))
+        .expect("example parses");
+    let facts = portcullis::plan::HostFacts {
+        wan_addrs: vec!["203.0.113.2".parse().unwrap()],
+        ..Default::default()
+    };
+    let now = portcullis::config::Timestamp(1_795_888_800);
+    let rs = portcullis::plan::plan(&cfg, &facts, now);
+    let (ours, theirs) = (Netns::new(), Netns::new());
+    ours.nft().apply(&rs).expect("apply");
+    theirs.nft_load(&render(&rs));
+    let (a, b) = (
+        strip_expires(&ours.list(&rs.table)),
+        strip_expires(&theirs.list(&rs.table)),
+    );
+    assert_eq!(a, b, "ours:\n{a}\nnft:\n{b}");
+    assert!(a.contains("ct reply proto-src @flows_tcp accept"), "{a}");
+    assert!(
+        a.contains("update @trg_irc-ident.holder { ip saddr }"),
+        "{a}"
+    );
+    assert!(
+        a.contains("icmpv6 type nd-neighbor-solicit ip6 hoplimit 255"),
+        "{a}"
+    );
+}
+
+#[test]
+#[ignore = "benchmark: cargo test --release -p portcullis --test nft_kernel flows_elements -- --ignored --nocapture"]
+fn bench_apply_cost_of_the_flows_elements() {
+    // 1,000 planner forwards with an allow-list each: applied as planned, and with the
+    // `flows_*` elements left out, interleaved; medians of 7.
+    let mut text = String::from(
+        r#"{"version":1,"lan":{"interface":"lan0","subnets":["192.168.1.0/24"]},"wan":{"interface":"wan0"},"forwards":["#,
+    );
+    for i in 0..1000 {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(
+            r#"{{"name":"f{i}","protocol":"tcp","external_port":{},"internal_host":"192.168.1.10","allow_from":["203.0.113.0/24"]}}"#,
+            20_000 + i
+        ));
+    }
+    text.push_str("]}");
+    let cfg = portcullis::config::Config::parse(&text).expect("config");
+    let facts = portcullis::plan::HostFacts {
+        wan_addrs: vec!["203.0.113.2".parse().unwrap()],
+        ..Default::default()
+    };
+    let with = portcullis::plan::plan(&cfg, &facts, portcullis::config::Timestamp(1));
+    let mut without = with.clone();
+    for s in &mut without.sets {
+        if s.name.starts_with("flows_") {
+            s.elements.clear();
+        }
+    }
+    let ns = Netns::new();
+    let mut nft = ns.nft();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        for (rs, v) in [(&with, &mut a), (&without, &mut b)] {
+            let t = Instant::now();
+            nft.apply(rs).expect("apply");
+            v.push(t.elapsed());
+        }
+    }
+    a.sort();
+    b.sort();
+    eprintln!(
+        "1000 forwards: apply with flows elements {:?}, without {:?} (medians of 7)",
+        a[3], b[3]
+    );
 }

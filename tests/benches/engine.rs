@@ -7,7 +7,10 @@
 //!    server through one forward, with 1 and with 1,000 forwards installed, and the same
 //!    for a linear one-rule-per-forward table, interleaved and repeated.
 //!
-//! Environment: `PCX_BENCH_QUICK=1` runs fewer sizes and shorter samples (for a smoke run).
+//! Environment: `PCX_BENCH_QUICK=1` runs fewer sizes and shorter samples (for a smoke run);
+//! `PCX_BENCH_ONLY=apply` or `PCX_BENCH_ONLY=datapath` runs one of the two parts;
+//! `PCX_BENCH_ROUNDS`, `PCX_BENCH_IPERF_SECS` and `PCX_BENCH_CONN_MS` set the datapath's
+//! rounds and sample lengths.
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -42,8 +45,13 @@ fn main() {
         out,
         "Command: `make bench` (`cargo bench -p portcullis-e2e --bench engine`), release build.\n"
     );
-    apply_times(&mut out);
-    datapath(&mut out);
+    let only = std::env::var("PCX_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "apply" {
+        apply_times(&mut out);
+    }
+    if only.is_empty() || only == "datapath" {
+        datapath(&mut out);
+    }
     println!("\n{out}");
 }
 
@@ -312,12 +320,20 @@ fn datapath(out: &mut String) {
         Setup::Linear(1),
         Setup::Linear(1000),
     ];
-    let rounds = if quick() { 1 } else { 3 };
+    let rounds = std::env::var("PCX_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick() { 1 } else { 3 });
     let (secs, window) = if quick() {
         (1, Duration::from_millis(500))
     } else {
         (3, Duration::from_secs(2))
     };
+    // Shorter samples and more rounds pair samples closer in time (a shared machine's
+    // load drifts): `PCX_BENCH_IPERF_SECS=1 PCX_BENCH_CONN_MS=500 PCX_BENCH_ROUNDS=25`.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let secs = env("PCX_BENCH_IPERF_SECS").map_or(secs, |v| u32::try_from(v).unwrap_or(secs));
+    let window = env("PCX_BENCH_CONN_MS").map_or(window, Duration::from_millis);
     let mut tput = vec![Vec::new(); setups.len()];
     let mut rate = vec![Vec::new(); setups.len()];
     for _ in 0..rounds {
@@ -348,19 +364,28 @@ fn datapath(out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "| ruleset | TCP throughput (Gbit/s) | new connections/s | throughput vs 1 | conn/s vs 1 |"
+        "| ruleset | TCP throughput (Gbit/s) | new connections/s | throughput vs 1 | conn/s vs 1 | paired: throughput vs 1 | paired: conn/s vs 1 |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    // Paired: the ratio of each round's sample to the same round's 1-forward sample (taken
+    // seconds apart), then the median of those ratios: robust against a machine whose
+    // load changes between rounds.
+    let paired = |v: &Vec<Vec<f64>>, i: usize, base: usize| {
+        let ratios: Vec<f64> = v[i].iter().zip(&v[base]).map(|(a, b)| a / b).collect();
+        100.0 * med(&ratios)
+    };
     for (i, s) in setups.iter().enumerate() {
         let base = if i % 2 == 0 { i } else { i - 1 };
         let _ = writeln!(
             out,
-            "| {} | {:.2} | {:.0} | {:.1} % | {:.1} % |",
+            "| {} | {:.2} | {:.0} | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
             s.label(),
             med(&tput[i]) / 1e9,
             med(&rate[i]),
             100.0 * med(&tput[i]) / med(&tput[base]),
             100.0 * med(&rate[i]) / med(&rate[base]),
+            paired(&tput, i, base),
+            paired(&rate, i, base),
         );
     }
     let _ = writeln!(

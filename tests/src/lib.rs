@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod flow;
 pub mod json;
 pub mod netns;
 pub mod nft;

@@ -98,6 +98,8 @@ pub enum Expr<'a> {
     Ct {
         key: u32,
         dreg: u32,
+        /// `NFTA_CT_DIRECTION` for tuple keys (`ct original proto-dst`).
+        dir: Option<u8>,
     },
     Lookup {
         set: &'a str,
@@ -214,9 +216,12 @@ impl Expr<'_> {
                 b.put(NFTA_DATA_VALUE, &0u32.to_ne_bytes());
                 b.end_nest(x);
             }
-            Expr::Ct { key, dreg } => {
+            Expr::Ct { key, dreg, dir } => {
                 b.put_u32(NFTA_CT_KEY, *key);
                 b.put_u32(NFTA_CT_DREG, *dreg);
+                if let Some(d) = dir {
+                    b.put(NFTA_CT_DIRECTION, &[*d]);
+                }
             }
             Expr::Lookup {
                 set,

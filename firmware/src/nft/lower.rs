@@ -14,7 +14,8 @@
 
 use super::expr::{Data, Expr, Imm};
 use super::uapi::*;
-use crate::ruleset::{CmpOp, CtState, DynsetOp, Field, Rule, Stmt};
+use super::values::value_bytes;
+use crate::ruleset::{CmpOp, CtDir, CtKey, CtState, DynsetOp, Field, Rule, Stmt};
 
 /// Register number for a position counted in 32-bit units from the first data register.
 pub fn reg(unit: u32) -> u32 {
@@ -55,6 +56,25 @@ fn load(field: Field, dreg: u32) -> Expr<'static> {
             key: NFT_META_NFPROTO,
             dreg,
         },
+        Field::CtProtocol => Expr::Ct {
+            key: NFT_CT_PROTOCOL,
+            dreg,
+            dir: None,
+        },
+        Field::Ct(dir, key) => Expr::Ct {
+            key: match key {
+                CtKey::IpSaddr => NFT_CT_SRC_IP,
+                CtKey::ProtoSrc => NFT_CT_PROTO_SRC,
+                CtKey::ProtoDst => NFT_CT_PROTO_DST,
+            },
+            dreg,
+            dir: Some(match dir {
+                CtDir::Original => IP_CT_DIR_ORIGINAL,
+                CtDir::Reply => IP_CT_DIR_REPLY,
+            }),
+        },
+        Field::Icmpv6Type => payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1),
+        Field::Ip6HopLimit => payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1),
     }
 }
 
@@ -81,7 +101,9 @@ fn needs_ipv4(s: &Stmt) -> bool {
         Stmt::Lookup { key, .. }
         | Stmt::Vmap { key, .. }
         | Stmt::DynsetLimit { key, .. }
-        | Stmt::CounterMap { key, .. } => ip(key),
+        | Stmt::CounterMap { key, .. }
+        | Stmt::DynsetKey { key, .. } => ip(key),
+        Stmt::Match(f, _) => ip(&[*f]),
         Stmt::DynsetData { key, data, .. } => ip(key) || ip(data),
         Stmt::DnatMap { key, .. } => ip(key),
         _ => false,
@@ -111,6 +133,7 @@ fn ct_flags<'a>(out: &mut Vec<Expr<'a>>, key: u32, mask: u32) {
     out.push(Expr::Ct {
         key,
         dreg: NFT_REG_1,
+        dir: None,
     });
     out.push(Expr::Bitwise {
         reg: NFT_REG_1,
@@ -170,6 +193,29 @@ fn lower_stmt<'a>(out: &mut Vec<Expr<'a>>, s: &'a Stmt, ids: &dyn SetIds) {
             ct_flags(out, NFT_CT_STATE, mask);
         }
         Stmt::CtStatusDnat => ct_flags(out, NFT_CT_STATUS, IPS_DST_NAT),
+        Stmt::Match(field, value) => {
+            out.push(load(*field, NFT_REG_1));
+            let (b, n) = value_bytes(value);
+            out.push(Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: NFT_CMP_EQ,
+                data: Data::new(&b[..n]),
+            });
+        }
+        Stmt::UdpPorts { sport, dport } => {
+            out.push(Expr::Payload {
+                base: NFT_PAYLOAD_TRANSPORT_HEADER,
+                offset: 0,
+                len: 4,
+                dreg: NFT_REG_1,
+            });
+            let (s, d) = (sport.to_be_bytes(), dport.to_be_bytes());
+            out.push(Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: NFT_CMP_EQ,
+                data: Data::new(&[s[0], s[1], d[0], d[1]]),
+            });
+        }
         Stmt::Lookup { key, set, negate } => {
             load_key(out, key, 0);
             out.push(Expr::Lookup {
@@ -218,6 +264,17 @@ fn lower_stmt<'a>(out: &mut Vec<Expr<'a>>, s: &'a Stmt, ids: &dyn SetIds) {
                 sreg_key: reg(0),
                 sreg_data: None,
                 limit: Some(*limit),
+            });
+        }
+        Stmt::DynsetKey { op, set, key } => {
+            load_key(out, key, 0);
+            out.push(Expr::Dynset {
+                op: dynset_op(*op),
+                set,
+                set_id: ids.set_id(set),
+                sreg_key: reg(0),
+                sreg_data: None,
+                limit: None,
             });
         }
         Stmt::DynsetData { op, set, key, data } => {

@@ -31,6 +31,7 @@ pub const NFGENMSG_LEN: usize = 4;
 pub const NFPROTO_UNSPEC: u8 = 0;
 pub const NFPROTO_INET: u8 = 1;
 pub const NFPROTO_IPV4: u8 = 2;
+pub const NFPROTO_IPV6: u8 = 10;
 
 // enum nf_tables_msg_types
 pub const NFT_MSG_NEWTABLE: u16 = 0;
@@ -169,7 +170,14 @@ pub const NFTA_BITWISE_XOR: u16 = 5;
 pub const NFTA_CT_DREG: u16 = 1;
 pub const NFTA_CT_KEY: u16 = 2;
 pub const NFT_CT_STATE: u32 = 0;
+pub const NFTA_CT_DIRECTION: u16 = 3;
 pub const NFT_CT_STATUS: u32 = 2;
+pub const NFT_CT_PROTOCOL: u32 = 10;
+pub const NFT_CT_PROTO_SRC: u32 = 11;
+pub const NFT_CT_PROTO_DST: u32 = 12;
+pub const NFT_CT_SRC_IP: u32 = 19;
+pub const IP_CT_DIR_ORIGINAL: u8 = 0;
+pub const IP_CT_DIR_REPLY: u8 = 1;
 pub const IPS_DST_NAT: u32 = 0x20;
 
 pub const NFTA_LOOKUP_SET: u16 = 1;

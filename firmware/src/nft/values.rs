@@ -15,7 +15,7 @@ pub fn value_bytes(v: &Value) -> ([u8; 4], usize) {
             let b = p.to_be_bytes();
             ([b[0], b[1], 0, 0], 2)
         }
-        Value::Proto(p) | Value::NfProto(p) => ([p, 0, 0, 0], 1),
+        Value::Proto(p) | Value::NfProto(p) | Value::Byte(p) => ([p, 0, 0, 0], 1),
     }
 }
 
@@ -37,7 +37,7 @@ pub fn value_num(v: &Value) -> (u64, usize) {
     match *v {
         Value::Ipv4(a) => (u64::from(u32::from(a)), 4),
         Value::Port(p) => (u64::from(p), 2),
-        Value::Proto(p) | Value::NfProto(p) => (u64::from(p), 1),
+        Value::Proto(p) | Value::NfProto(p) | Value::Byte(p) => (u64::from(p), 1),
     }
 }
 
@@ -66,6 +66,7 @@ pub fn value_from(t: DataType, b: &[u8]) -> Option<Value> {
         DataType::InetService => Value::Port(u16::from_be_bytes(b.get(..2)?.try_into().ok()?)),
         DataType::InetProto => Value::Proto(*b.first()?),
         DataType::NfProto => Value::NfProto(*b.first()?),
+        DataType::Icmpv6Type | DataType::Integer8 => Value::Byte(*b.first()?),
     })
 }
 
@@ -111,6 +112,8 @@ pub fn types_from_id(mut id: u32) -> Option<Vec<DataType>> {
             13 => DataType::InetService,
             12 => DataType::InetProto,
             2 => DataType::NfProto,
+            29 => DataType::Icmpv6Type,
+            4 => DataType::Integer8,
             _ => return None,
         });
         id >>= 6;

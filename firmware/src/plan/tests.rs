@@ -218,3 +218,146 @@ fn carried_counts_and_open_triggers_seed_the_new_table() {
     // Never longer than the trigger's own timeout (600 s).
     assert_eq!(held[0].timeout, Some(Duration::from_secs(600)));
 }
+
+/// Two concatenated-range keys overlap when every field's ranges intersect.
+fn overlaps(a: &ElemKey, b: &ElemKey) -> bool {
+    let (ElemKey::ConcatRange(a), ElemKey::ConcatRange(b)) = (a, b) else {
+        panic!("not concatenated ranges: {a:?} {b:?}");
+    };
+    a.iter()
+        .zip(b)
+        .all(|((alo, ahi), (blo, bhi))| alo <= bhi && blo <= ahi)
+}
+
+#[test]
+fn flow_elements_never_overlap_and_cover_allow_list_lan_and_expiry() {
+    let mut cfg = example();
+    // Overlapping prefixes, one that already covers the LAN, and a translated range.
+    cfg.forwards[0].allow_from = ["10.0.0.0/8", "10.1.0.0/16", "192.168.0.0/16", "1.2.3.4"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    cfg.forwards[1].internal_port = Some("37015-37020".parse().unwrap());
+    cfg.lan.subnets.push("10.9.0.0/24".parse().unwrap());
+    assert!(!crate::config::validate(&cfg, NOW).has_errors());
+    let rs = plan(&cfg, &facts(), NOW);
+    for set in ["flows_tcp", "flows_udp"] {
+        let els = &rs.set(set).unwrap().elements;
+        for (i, a) in els.iter().enumerate() {
+            for b in &els[i + 1..] {
+                assert!(!overlaps(&a.key, &b.key), "{set}: {a:?} overlaps {b:?}");
+            }
+        }
+    }
+    let ip = |s: &str| Value::Ipv4(s.parse().unwrap());
+    let web: Vec<&Element> = rs
+        .set("flows_tcp")
+        .unwrap()
+        .elements
+        .iter()
+        .filter(|e| matches!(&e.key, ElemKey::ConcatRange(r) if r[0].0 == Value::Port(8080)))
+        .collect();
+    let peers: Vec<(Value, Value)> = web
+        .iter()
+        .map(|e| match &e.key {
+            ElemKey::ConcatRange(r) => r[1],
+            _ => unreachable!(),
+        })
+        .collect();
+    // 1.2.3.4, 10/8 (covers the second LAN subnet), 192.168/16 (covers the first).
+    assert_eq!(
+        peers,
+        vec![
+            (ip("1.2.3.4"), ip("1.2.3.4")),
+            (ip("10.0.0.0"), ip("10.255.255.255")),
+            (ip("192.168.0.0"), ip("192.168.255.255")),
+        ]
+    );
+    // A translated range: one element per port, each to its own internal port.
+    let game = rs
+        .set("flows_udp")
+        .unwrap()
+        .elements
+        .iter()
+        .find(|e| matches!(&e.key, ElemKey::ConcatRange(r) if r[0].0 == Value::Port(27020)))
+        .unwrap();
+    assert_eq!(
+        game.key,
+        ElemKey::ConcatRange(vec![
+            (Value::Port(27020), Value::Port(27020)),
+            anywhere(),
+            (ip("192.168.1.20"), ip("192.168.1.20")),
+            (Value::Port(37020), Value::Port(37020)),
+        ])
+    );
+    // The expiring forward's flows expire with it.
+    let expires: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+    assert_eq!(
+        element_of(&rs, "flows_tcp", 2222).timeout,
+        Some(Duration::from_secs(expires.0 - NOW.0))
+    );
+}
+
+#[test]
+fn an_unchanged_forward_plans_the_same_flow_elements() {
+    // Re-applying must not cut connections: same forward, same elements, whatever else
+    // changed in the config.
+    let a = plan(&example(), &facts(), NOW);
+    let mut cfg = example();
+    cfg.forwards.remove(1);
+    let b = plan(&cfg, &facts(), NOW);
+    let web = |rs: &Ruleset| -> Vec<Element> {
+        rs.set("flows_tcp")
+            .unwrap()
+            .elements
+            .iter()
+            .filter(|e| matches!(&e.key, ElemKey::ConcatRange(r) if r[0].0 == Value::Port(8080)))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(web(&a), web(&b));
+    assert!(!web(&a).is_empty());
+}
+
+#[test]
+fn forwards_and_triggers_become_open_ports_with_their_provenance() {
+    let cfg = example();
+    let game = forward_ports(&cfg.forwards[1], NOW, None, None);
+    assert_eq!(game.len(), 2, "protocol both: one open port per protocol");
+    assert_eq!(game[0].provenance, Provenance::Forward("game".into()));
+    assert_eq!((game[0].proto, game[1].proto), (6, 17));
+    let t = trigger_ports(&cfg.triggers[0]);
+    assert_eq!(t[0].provenance, Provenance::Trigger("irc-ident".into()));
+    assert_eq!(t[0].target, Target::TriggerHolder);
+}
+
+#[test]
+fn only_the_holder_refreshes_a_trigger_and_its_flows_check_the_holder() {
+    let rs = plan(&example(), &facts(), NOW);
+    let holder = rs.set("trg_irc-ident.holder").unwrap();
+    assert_eq!(holder.size, Some(1));
+    let out = &rs.chain("trg_irc-ident_out").unwrap().rules[0].stmts;
+    let holder_update = out
+        .iter()
+        .position(|s| matches!(s, Stmt::DynsetKey { set, .. } if set == "trg_irc-ident.holder"));
+    let map_update = out
+        .iter()
+        .position(|s| matches!(s, Stmt::DynsetData { set, .. } if set == "trg_irc-ident"));
+    assert!(
+        holder_update < map_update && holder_update.is_some(),
+        "the holder update gates the map update: {out:?}"
+    );
+    let flow = &rs.chain("trg_irc-ident.flow").unwrap().rules[0].stmts;
+    assert!(matches!(&flow[0], Stmt::Lookup { set, .. } if set == "trg_irc-ident.holder"));
+}
+
+#[test]
+fn expiry_timeouts_use_milliseconds_when_known() {
+    let at = Timestamp(NOW.0 + 5);
+    assert_eq!(time_left(at, NOW, None), Duration::from_secs(5));
+    let ms = NOW.0 * 1000 + 900;
+    assert_eq!(time_left(at, NOW, Some(ms)), Duration::from_millis(4100));
+    // A millisecond clock that disagrees with `now` is ignored.
+    assert_eq!(time_left(at, NOW, Some(ms + 5000)), Duration::from_secs(5));
+    assert_eq!(time_left(NOW, NOW, Some(ms)), Duration::ZERO);
+}

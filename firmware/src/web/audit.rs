@@ -362,6 +362,7 @@ mod tests {
                 remaining_secs: None,
             }],
             triggers: vec![],
+            drops: Default::default(),
         }
     }
 

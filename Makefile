@@ -57,10 +57,12 @@ unit: toolchain
 e2e: build
 	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test -p portcullis-e2e -- --test-threads=8
 
-## The README's test command: lint, unit tests, kernel tests (root), end-to-end tests.
+## The README's test command: lint, unit tests, kernel tests (root), end-to-end tests,
+## a short fuzzing pass of every target (mk/fuzz.mk), cross builds and QEMU boots.
 test: deps lint
 	$(CARGO) build -p portcullis
 	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test --workspace -- --test-threads=8
+	$(MAKE) fuzz-ci
 	$(MAKE) test-cross test-qemu
 
 ## Benchmarks; results go to BENCHMARKS.md by hand with the command that produced them.

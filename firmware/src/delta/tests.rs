@@ -149,10 +149,12 @@ fn a_forward_added_removed_and_changed_is_elements_and_counters() {
     assert_eq!(
         touched,
         [
+            "flows_tcp",
             "allow_tcp",
             "ctr_tcp",
             "dnat_port_tcp",
             "dnat_host_tcp",
+            "flows_udp",
             "allow_udp",
             "ctr_udp",
             "dnat_host_udp"
@@ -160,7 +162,7 @@ fn a_forward_added_removed_and_changed_is_elements_and_counters() {
     );
     // friend-ssh's translated-port element changed host: deleted and added again with the
     // same key; its allow-list and counter elements did not change.
-    let dnat = &d.sets[2];
+    let dnat = &d.sets[3];
     assert_eq!(dnat.delete.len(), 1);
     assert_eq!(dnat.add.len(), 1);
     assert_eq!(dnat.delete[0].key, dnat.add[0].key);
@@ -171,8 +173,9 @@ fn a_forward_added_removed_and_changed_is_elements_and_counters() {
             Value::Port(22)
         ]))
     );
-    // game's six elements (tcp and udp) and ssh's old one go; nas's three and ssh's new one come.
-    assert_eq!(d.element_counts(), (4, 7));
+    // game's elements (tcp and udp) and ssh's old ones go (its flow check has two: the
+    // allow-list and the LAN for hairpin); nas's and ssh's new ones come.
+    assert_eq!(d.element_counts(), (7, 11));
     assert_delta_reaches(ia, ib, &d);
 }
 
@@ -186,10 +189,12 @@ fn a_moved_expiry_deletes_and_adds_the_element_again() {
     let (ia, ib) = (Planned::new(&a, NOW), Planned::new(&b, later));
     let d = diff(ia, ib).expect("same shape");
     assert!(d.add_counters.is_empty() && d.delete_counters.is_empty());
-    // allow_tcp, ctr_tcp, dnat_port_tcp: one element each, out and in again.
-    assert_eq!(d.sets.len(), 3);
+    // flows_tcp, allow_tcp, ctr_tcp, dnat_port_tcp: one element each, out and in again.
+    assert_eq!(d.sets.len(), 4);
     for s in &d.sets {
-        assert_eq!((s.delete.len(), s.add.len()), (1, 1), "{}", s.set);
+        // The flow check holds two per forward here (its allow-list and the LAN).
+        let n = if s.set == "flows_tcp" { 2 } else { 1 };
+        assert_eq!((s.delete.len(), s.add.len()), (n, n), "{}", s.set);
         assert_eq!(s.delete[0].key, s.add[0].key);
         assert_eq!(
             s.add[0].timeout,

@@ -136,6 +136,8 @@ pub(super) fn exposure(app: &App, call: &Call<'_>) -> Response {
         let t = triggers.get(s.name.as_str()).copied();
         match s.state {
             TriggerState::Open => {}
+            // Disabled or removed in the config but the kernel still holds a host: open.
+            TriggerState::StillInstalled | TriggerState::NotInConfig if s.host.is_some() => {}
             TriggerState::Armed => {
                 armed += 1;
                 continue;

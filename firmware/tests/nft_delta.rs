@@ -187,7 +187,7 @@ fn a_delta_installs_what_a_full_apply_would_and_keeps_counters_meters_and_trigge
     let report = applied(nft.apply_delta(Planned::new(&a, now), Planned::new(&b, now)));
     assert_eq!(report.batches, 1);
     assert_eq!((report.counters_added, report.counters_deleted), (1, 1));
-    assert_eq!((report.elements_added, report.elements_deleted), (6, 9));
+    assert_eq!((report.elements_added, report.elements_deleted), (10, 13));
     assert!(report.kept_counters.is_empty());
 
     let fresh = Netns::new();

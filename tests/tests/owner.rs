@@ -326,3 +326,19 @@ fn an_edit_through_the_daemon_keeps_meters_and_counters() {
         status.stdout
     );
 }
+
+#[test]
+fn a_forward_to_the_routers_own_lan_address_is_refused_naming_the_field() {
+    let t = Topology::new();
+    let cli = t.cli();
+    let cfg = Config::new().forward(Forward::tcp("self", "8080", portcullis_e2e::ROUTER_LAN));
+    let file = cli.write("self.json", &cfg.to_json());
+    let run = cli.apply(&file);
+    assert_eq!(run.code, Some(1), "{}", run.story());
+    assert!(
+        run.stderr.contains("forwards[0].internal_host"),
+        "the refusal names the field: {}",
+        run.story()
+    );
+    assert!(!cli.saved.exists(), "nothing was saved");
+}

@@ -348,6 +348,19 @@ impl Owner {
         }
         let report = match self.engine.install(&p.config, now) {
             Ok(r) => r,
+            // The new table committed but reads back differently (the engine already
+            // re-applied once): it is what is in force, so it becomes the state and the
+            // saved config, and the caller hears that it differs.
+            Err(e @ EngineError::Differs(_)) => {
+                let saved = self.engine.save(&p.config);
+                self.core.commit(&p, now);
+                self.save_trial();
+                eprintln!("portcullis: {}", chain(&e));
+                if let Err(s) = saved {
+                    eprintln!("portcullis: {}", chain(&s));
+                }
+                return Err(EditError::Engine(e));
+            }
             Err(e) => {
                 // Put the trial file back to what is in force.
                 self.save_trial();

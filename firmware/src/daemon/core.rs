@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::edit::{etag, Edit, EditError, Kind, Settings};
-use crate::config::{validate, Config, Report, Severity, Timestamp};
+use crate::config::{validate, Config, Forward, Report, Severity, Timestamp, Trigger};
 use crate::engine::{drop_expired, next_expiry};
 
 /// A settings change on trial: what to put back, and when.
@@ -91,67 +91,23 @@ impl Core {
         let mut trial = TrialChange::Keep;
         let mut tag = None;
         match edit {
-            Edit::AddForward(f) => {
-                taken(&cfg, &f.name)?;
-                tag = Some(etag(&f));
-                cfg.forwards.push(f);
-            }
+            Edit::AddForward(f) => tag = Some(add(&mut cfg, f)?),
             Edit::ReplaceForward {
                 name,
                 if_match,
                 forward,
-            } => {
-                let i = find(&cfg.forwards, Kind::Forward, &name, |f| &f.name)?;
-                check_match(
-                    &cfg.forwards[i],
-                    if_match.as_deref(),
-                    &format!("forward {name}"),
-                )?;
-                if forward.name != name {
-                    taken(&cfg, &forward.name)?;
-                }
-                tag = Some(etag(&forward));
-                cfg.forwards[i] = forward;
-            }
+            } => tag = Some(replace(&mut cfg, &name, if_match.as_deref(), forward)?),
             Edit::DeleteForward { name, if_match } => {
-                let i = find(&cfg.forwards, Kind::Forward, &name, |f| &f.name)?;
-                check_match(
-                    &cfg.forwards[i],
-                    if_match.as_deref(),
-                    &format!("forward {name}"),
-                )?;
-                cfg.forwards.remove(i);
+                delete::<Forward>(&mut cfg, &name, if_match.as_deref())?;
             }
-            Edit::AddTrigger(t) => {
-                taken(&cfg, &t.name)?;
-                tag = Some(etag(&t));
-                cfg.triggers.push(t);
-            }
+            Edit::AddTrigger(t) => tag = Some(add(&mut cfg, t)?),
             Edit::ReplaceTrigger {
                 name,
                 if_match,
                 trigger,
-            } => {
-                let i = find(&cfg.triggers, Kind::Trigger, &name, |t| &t.name)?;
-                check_match(
-                    &cfg.triggers[i],
-                    if_match.as_deref(),
-                    &format!("trigger {name}"),
-                )?;
-                if trigger.name != name {
-                    taken(&cfg, &trigger.name)?;
-                }
-                tag = Some(etag(&trigger));
-                cfg.triggers[i] = trigger;
-            }
+            } => tag = Some(replace(&mut cfg, &name, if_match.as_deref(), trigger)?),
             Edit::DeleteTrigger { name, if_match } => {
-                let i = find(&cfg.triggers, Kind::Trigger, &name, |t| &t.name)?;
-                check_match(
-                    &cfg.triggers[i],
-                    if_match.as_deref(),
-                    &format!("trigger {name}"),
-                )?;
-                cfg.triggers.remove(i);
+                delete::<Trigger>(&mut cfg, &name, if_match.as_deref())?;
             }
             Edit::Settings { if_match, settings } => {
                 let before = Settings::of(&cfg);
@@ -301,18 +257,79 @@ fn taken(cfg: &Config, name: &str) -> Result<(), EditError> {
     Ok(())
 }
 
-fn find<T>(
-    list: &[T],
-    kind: Kind,
+/// A forward or a trigger: a named item of one of the config's lists.
+trait Item: Serialize + Sized {
+    const KIND: Kind;
+    fn name(&self) -> &str;
+    fn list(cfg: &mut Config) -> &mut Vec<Self>;
+}
+
+impl Item for Forward {
+    const KIND: Kind = Kind::Forward;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn list(cfg: &mut Config) -> &mut Vec<Self> {
+        &mut cfg.forwards
+    }
+}
+
+impl Item for Trigger {
+    const KIND: Kind = Kind::Trigger;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn list(cfg: &mut Config) -> &mut Vec<Self> {
+        &mut cfg.triggers
+    }
+}
+
+/// Appends a new item; returns its ETag.
+fn add<T: Item>(cfg: &mut Config, item: T) -> Result<String, EditError> {
+    taken(cfg, item.name())?;
+    let tag = etag(&item);
+    T::list(cfg).push(item);
+    Ok(tag)
+}
+
+/// Where the item called `name` is, if its ETag is still `if_match`.
+fn locate<T: Item>(
+    cfg: &mut Config,
     name: &str,
-    key: impl Fn(&T) -> &String,
+    if_match: Option<&str>,
 ) -> Result<usize, EditError> {
-    list.iter()
-        .position(|x| key(x) == name)
+    let list = T::list(cfg);
+    let i = list
+        .iter()
+        .position(|x| x.name() == name)
         .ok_or_else(|| EditError::NotFound {
-            kind,
+            kind: T::KIND,
             name: name.to_string(),
-        })
+        })?;
+    check_match(&list[i], if_match, &format!("{} {name}", T::KIND.noun()))?;
+    Ok(i)
+}
+
+/// Replaces (and may rename) the item called `name`; returns the new ETag.
+fn replace<T: Item>(
+    cfg: &mut Config,
+    name: &str,
+    if_match: Option<&str>,
+    item: T,
+) -> Result<String, EditError> {
+    let i = locate::<T>(cfg, name, if_match)?;
+    if item.name() != name {
+        taken(cfg, item.name())?;
+    }
+    let tag = etag(&item);
+    T::list(cfg)[i] = item;
+    Ok(tag)
+}
+
+fn delete<T: Item>(cfg: &mut Config, name: &str, if_match: Option<&str>) -> Result<(), EditError> {
+    let i = locate::<T>(cfg, name, if_match)?;
+    T::list(cfg).remove(i);
+    Ok(())
 }
 
 fn check_match<T: Serialize>(

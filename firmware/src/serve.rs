@@ -1,0 +1,287 @@
+//! `portcullis serve`: the daemon's process — the lock, the start state (or what can be
+//! salvaged of a broken config), the owner thread, the control socket, the web UI, and
+//! signals until the end; on exit the sockets go and the ruleset stays.
+
+use std::process::ExitCode;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use portcullis::config::{Config, Timestamp};
+use portcullis::daemon::{self, chain, control};
+use portcullis::engine::Engine;
+use portcullis::{facts, store, web};
+
+use crate::engine_error;
+
+/// The web server once it runs, so `serve` can stop it (and remove its socket) on exit.
+type WebSlot = std::sync::Arc<std::sync::Mutex<Option<web::Web>>>;
+
+/// Starts the web UI on `listen`, or on the LAN interface's addresses; if the LAN has no
+/// address yet, keeps trying in the background. The server lives until `serve` stops it.
+fn start_web(
+    handle: &daemon::Handle,
+    cfg: &Config,
+    saved: &std::path::Path,
+    listen: Vec<std::net::SocketAddr>,
+    trial_secs: u64,
+    audit: std::sync::Arc<std::sync::Mutex<web::audit::Audit>>,
+    slot: WebSlot,
+) {
+    let dir = control::state_dir(saved);
+    let handle = handle.clone();
+    let lan = cfg.lan.interface.clone();
+    let port = cfg.management.http_port;
+    let spawned = std::thread::Builder::new()
+        .name("web-start".into())
+        .spawn(move || {
+            let fixed = !listen.is_empty();
+            // The LAN addresses with the configured UI port, as the config says now.
+            let wanted = |handle: &daemon::Handle| -> Vec<std::net::SocketAddr> {
+                let (lan, port) = match handle.config() {
+                    Ok(c) => (c.lan.interface, c.management.http_port),
+                    Err(_) => (lan.clone(), port),
+                };
+                let mut v: Vec<std::net::SocketAddr> = facts::interface_addrs(&lan)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| std::net::SocketAddr::from((a, port)))
+                    .collect();
+                v.sort_unstable();
+                v
+            };
+            let mut warned = false;
+            let addrs = loop {
+                if fixed {
+                    break listen.clone();
+                }
+                let found = wanted(&handle);
+                if !found.is_empty() {
+                    break found;
+                }
+                if !warned {
+                    eprintln!("portcullis: web UI waits for an IPv4 address on {lan}");
+                    warned = true;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            };
+            let opts = web::WebOptions {
+                listen: addrs,
+                run_dir: dir.clone(),
+                limits: web::Limits::default(),
+                app: web::AppOptions {
+                    state_dir: Some(dir),
+                    trial_secs,
+                    audit: Some(audit),
+                    ..web::AppOptions::default()
+                },
+            };
+            let w = match web::start(handle.clone(), opts) {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("portcullis: web UI not started: {}", chain(&e));
+                    return;
+                }
+            };
+            for a in w.addrs() {
+                eprintln!("portcullis: web UI on http://{a}/");
+            }
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(w);
+            }
+            // Follow the LAN address and the UI port (a changed port on trial moves the
+            // UI, a rollback moves it back) until `serve` takes the server away.
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                if fixed {
+                    continue;
+                }
+                let want = wanted(&handle);
+                let Ok(s) = slot.lock() else { return };
+                let Some(w) = s.as_ref() else { return };
+                let mut have = w.addrs();
+                have.sort_unstable();
+                if !want.is_empty() && want != have {
+                    w.rebind(want);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("portcullis: web UI not started: {e}");
+    }
+}
+
+/// What `serve` starts from: the saved config, or what can be salvaged of a broken one
+/// (interface names and the UI port, so the safe ruleset and the UI have a LAN).
+fn start_state(saved: &std::path::Path) -> daemon::Start {
+    let e = match Config::load(saved) {
+        Ok(c) => return daemon::Start::Config(Box::new(c)),
+        Err(e) => e,
+    };
+    let reason = format!(
+        "the saved config {} is unusable: {}",
+        saved.display(),
+        chain(&e)
+    );
+    let raw: serde_json::Value = std::fs::read_to_string(saved)
+        .ok()
+        .map(|t| {
+            let t: String = t
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            serde_json::from_str(&t).unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let text = |v: &serde_json::Value, default: &str| {
+        v.as_str()
+            .filter(|s| !s.is_empty() && s.len() <= 15)
+            .unwrap_or(default)
+            .to_string()
+    };
+    let fallback = Config {
+        version: portcullis::config::VERSION,
+        lan: portcullis::config::Lan {
+            interface: text(&raw["lan"]["interface"], "lo"),
+            subnets: raw["lan"]["subnets"]
+                .as_array()
+                .and_then(|a| a.iter().find_map(|s| s.as_str()?.parse().ok()))
+                .into_iter()
+                .collect(),
+        },
+        wan: portcullis::config::Wan {
+            interface: text(&raw["wan"]["interface"], "-"),
+        },
+        management: portcullis::config::Management {
+            http_port: raw["management"]["http_port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+                .unwrap_or(80),
+        },
+        forwards: Vec::new(),
+        triggers: Vec::new(),
+    };
+    daemon::Start::Broken {
+        fallback: Box::new(fallback),
+        reason,
+    }
+}
+
+pub(crate) fn serve(
+    saved: &std::path::Path,
+    listen: Vec<std::net::SocketAddr>,
+    trial_secs: u64,
+) -> ExitCode {
+    if let Some(dir) = saved.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // One daemon per config: the lock is held until the process ends.
+    let _lock = match control::lock(saved) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = control::state_dir(saved);
+    store::remove_stale_temporaries(&dir);
+    let start = start_state(saved);
+    let cfg = match &start {
+        daemon::Start::Config(c) => (**c).clone(),
+        daemon::Start::Broken { fallback, .. } => (**fallback).clone(),
+    };
+    // Block the signals we handle before any thread starts, so every thread inherits the
+    // mask and only `wait` below receives them.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    if let Err(e) = signals.thread_block() {
+        eprintln!("error: blocking signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let engine = match Engine::open(saved) {
+        Ok(e) => e,
+        Err(e) => return engine_error(&e),
+    };
+    let audit = std::sync::Arc::new(std::sync::Mutex::new(web::audit::Audit::open(Some(
+        dir.join("audit.json"),
+    ))));
+    let notify: daemon::Notify = {
+        let audit = std::sync::Arc::clone(&audit);
+        Box::new(move |ev: &daemon::core::Event| {
+            let mut a = audit
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = a.record(web::audit::Entry {
+                time: Timestamp::now(),
+                from: "router".into(),
+                action: ev.action.clone(),
+                target: ev.target.clone(),
+                ok: ev.ok,
+                detail: ev.detail.clone(),
+            });
+        })
+    };
+    let opts = daemon::OwnerOptions {
+        trial_secs,
+        state_dir: Some(dir.clone()),
+        notify,
+    };
+    let (handle, join) = match daemon::spawn(engine, start, opts) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: starting the owner thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("portcullis: serving {}", saved.display());
+    let control_socket = match control::serve(saved, handle.clone()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("portcullis: control socket not started: {}", chain(&e));
+            None
+        }
+    };
+    let slot: WebSlot = WebSlot::default();
+    start_web(
+        &handle,
+        &cfg,
+        saved,
+        listen,
+        trial_secs,
+        std::sync::Arc::clone(&audit),
+        std::sync::Arc::clone(&slot),
+    );
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGHUP) => match handle.reload() {
+                Ok(Ok(_)) => eprintln!("portcullis: reloaded {}", saved.display()),
+                Ok(Err(e)) => eprintln!("portcullis: reload refused: {}", chain(&e)),
+                Err(e) => eprintln!("portcullis: {e}"),
+            },
+            Ok(sig) => {
+                eprintln!("portcullis: {sig}, stopping (the ruleset stays installed)");
+                break;
+            }
+            Err(e) => {
+                eprintln!("portcullis: waiting for signals: {e}");
+                break;
+            }
+        }
+    }
+    if let Some(p) = control_socket {
+        let _ = std::fs::remove_file(p);
+    }
+    let web = slot.lock().ok().and_then(|mut s| s.take());
+    if let Some(w) = web {
+        w.stop();
+    }
+    handle.shutdown();
+    let _ = join.join();
+    if let Ok(mut a) = audit.lock() {
+        let _ = a.flush();
+    }
+    ExitCode::SUCCESS
+}

@@ -55,7 +55,9 @@ pub enum ControlError {
 
 /// A request from the CLI.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+// Externally tagged (`{"apply":{"config":…}}`, `"status"`): an internally tagged enum
+// would make serde buffer the whole config first, ~15 KB more code on the router.
+#[serde(rename_all = "snake_case")]
 pub enum Request {
     /// Replace the whole config (`portcullis apply`).
     Apply { config: Box<Config> },

@@ -177,6 +177,46 @@ impl Engine {
         self.replace(&plan::plan(&safe, &facts, now), now)
     }
 
+    /// Whether the kernel still holds the table this engine installed: the table exists
+    /// and has the same chains with the same number of rules. False when someone deleted
+    /// or rebuilt it behind the daemon's back; the engine then forgets what it installed,
+    /// so the next install is a full replace. True when nothing was installed yet or the
+    /// table cannot be read (nothing to compare).
+    pub fn intact(&mut self) -> bool {
+        let Some((rs, _)) = &self.installed else {
+            return true;
+        };
+        let same = match self.nft.read_table_with(plan::TABLE, |_| false) {
+            Ok(Some(t)) => {
+                let mut have: Vec<(&str, usize)> = t
+                    .chains
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.rules))
+                    .collect();
+                let mut want: Vec<(&str, usize)> = rs
+                    .chains
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.rules.len()))
+                    .collect();
+                have.sort_unstable();
+                want.sort_unstable();
+                have == want
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if !same {
+            self.installed = None;
+        }
+        same
+    }
+
+    /// Forgets what was installed, so the next install replaces the whole table (an
+    /// explicit reload or `apply` must put the kernel right whatever happened to it).
+    pub fn forget(&mut self) {
+        self.installed = None;
+    }
+
     /// What the installed table holds that its replacement must keep. Best effort: if the
     /// table cannot be read, counters restart at zero and open triggers close, which is
     /// the safe direction.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use portcullis::config::{Config, ConfigError, Timestamp};
-use portcullis::daemon::{chain, control};
+use portcullis::daemon::{self, chain, control};
 use portcullis::engine::{Engine, EngineError};
 use portcullis::{facts, plan, readback, render, status, web};
 
@@ -55,8 +55,12 @@ fn main() -> ExitCode {
     }
     let mut trial_secs = 60;
     if let Some(i) = args.iter().position(|a| a == "--trial-secs") {
-        let Some(n) = args.get(i + 1).and_then(|a| a.parse().ok()) else {
-            return usage_error("--trial-secs needs a number of seconds");
+        let Some(n) = args
+            .get(i + 1)
+            .and_then(|a| a.parse().ok())
+            .filter(|n| (1..=3600).contains(n))
+        else {
+            return usage_error("--trial-secs needs a number of seconds from 1 to 3600");
         };
         trial_secs = n;
         args.drain(i..=i + 1);
@@ -84,6 +88,11 @@ fn main() -> ExitCode {
         ["set-password"] => set_password(&saved),
         _ => usage_error("unknown command or wrong arguments"),
     }
+}
+
+/// `1 forward`, `2 forwards`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Writes to stdout; a closed pipe (`portcullis plan | head`) is not an error worth a panic.
@@ -126,9 +135,9 @@ fn check(file: &str) -> ExitCode {
     match load_valid(file) {
         Ok(cfg) => {
             println!(
-                "{file}: ok ({} forwards, {} triggers)",
-                cfg.forwards.len(),
-                cfg.triggers.len()
+                "{file}: ok ({}, {})",
+                count(cfg.forwards.len(), "forward"),
+                count(cfg.triggers.len(), "trigger")
             );
             ExitCode::SUCCESS
         }
@@ -189,6 +198,14 @@ fn apply(file: &str, saved: &std::path::Path) -> ExitCode {
     }
     match engine.apply_and_save(&cfg, Timestamp::now()) {
         Ok(_) => {
+            // A whole config states the whole intent: a settings trial left by a daemon
+            // that died must not roll these settings back at the next start.
+            let trial = control::state_dir(saved).join(daemon::TRIAL_FILE);
+            if let Err(e) = std::fs::remove_file(&trial) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("warning: removing {}: {e}", trial.display());
+                }
+            }
             println!(
                 "applied {file}: {} forwards, {} triggers; saved as {}",
                 cfg.forwards.len(),

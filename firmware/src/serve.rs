@@ -30,17 +30,17 @@ fn start_web(
     let dir = control::state_dir(saved);
     let handle = handle.clone();
     let lan = cfg.lan.interface.clone();
-    let port = cfg.management.http_port;
     let spawned = std::thread::Builder::new()
         .name("web-start".into())
         .spawn(move || {
             let fixed = !listen.is_empty();
             // The LAN addresses with the configured UI port, as the config says now.
             let wanted = |handle: &daemon::Handle| -> Vec<std::net::SocketAddr> {
-                let (lan, port) = match handle.config() {
-                    Ok(c) => (c.lan.interface, c.management.http_port),
-                    Err(_) => (lan.clone(), port),
+                // If the owner does not answer (busy), nothing moves: no addresses wanted.
+                let Ok(c) = handle.config() else {
+                    return Vec::new();
                 };
+                let (lan, port) = (c.lan.interface, c.management.http_port);
                 let mut v: Vec<std::net::SocketAddr> = facts::interface_addrs(&lan)
                     .unwrap_or_default()
                     .into_iter()
@@ -117,32 +117,42 @@ fn start_state(saved: &std::path::Path) -> daemon::Start {
         Ok(c) => return daemon::Start::Config(Box::new(c)),
         Err(e) => e,
     };
-    let reason = format!(
+    let mut reason = format!(
         "the saved config {} is unusable: {}",
         saved.display(),
         chain(&e)
     );
-    let raw: serde_json::Value = std::fs::read_to_string(saved)
-        .ok()
-        .map(|t| {
-            let t: String = t
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("//"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            serde_json::from_str(&t).unwrap_or_default()
-        })
-        .unwrap_or_default();
-    let text = |v: &serde_json::Value, default: &str| {
-        v.as_str()
+    let body = std::fs::read_to_string(saved).unwrap_or_default();
+    // The first edit through the daemon saves over the broken file: keep it for the owner.
+    let copy = saved.with_extension("json.bad");
+    if !body.is_empty() && std::fs::read_to_string(&copy).ok().as_deref() != Some(body.as_str()) {
+        match store::save_atomic(&copy, body.as_bytes()) {
+            Ok(()) => reason.push_str(&format!(" (a copy is kept as {})", copy.display())),
+            Err(e) => eprintln!(
+                "portcullis: keeping a copy of the broken config: {}",
+                chain(&e)
+            ),
+        }
+    }
+    let t: String = body
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let raw: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+    // From the parsed JSON, or, when it does not even parse, from a scan of the text.
+    let text = |section: &str, key: &str, default: &str| {
+        raw[section][key]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| scan(&t, section, key))
             .filter(|s| !s.is_empty() && s.len() <= 15)
-            .unwrap_or(default)
-            .to_string()
+            .unwrap_or_else(|| default.to_string())
     };
     let fallback = Config {
         version: portcullis::config::VERSION,
         lan: portcullis::config::Lan {
-            interface: text(&raw["lan"]["interface"], "lo"),
+            interface: text("lan", "interface", "lo"),
             subnets: raw["lan"]["subnets"]
                 .as_array()
                 .and_then(|a| a.iter().find_map(|s| s.as_str()?.parse().ok()))
@@ -150,11 +160,12 @@ fn start_state(saved: &std::path::Path) -> daemon::Start {
                 .collect(),
         },
         wan: portcullis::config::Wan {
-            interface: text(&raw["wan"]["interface"], "-"),
+            interface: text("wan", "interface", "-"),
         },
         management: portcullis::config::Management {
             http_port: raw["management"]["http_port"]
                 .as_u64()
+                .or_else(|| scan(&t, "management", "http_port")?.parse().ok())
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|p| *p != 0)
                 .unwrap_or(80),
@@ -166,6 +177,21 @@ fn start_state(saved: &std::path::Path) -> daemon::Start {
         fallback: Box::new(fallback),
         reason,
     }
+}
+
+/// The value after `"key":` following `"section"` in text that may not parse as JSON: a
+/// quoted string (without escapes) or a bare number. Salvage only; never trusted further
+/// than an interface name or a port.
+fn scan(text: &str, section: &str, key: &str) -> Option<String> {
+    let from = text.find(&format!("\"{section}\""))?;
+    let rest = &text[from..];
+    let at = rest.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = rest.get(at..)?.trim_start().strip_prefix(':')?.trim_start();
+    if let Some(q) = rest.strip_prefix('"') {
+        return q.split('"').next().map(str::to_string);
+    }
+    let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (!n.is_empty()).then_some(n)
 }
 
 pub(crate) fn serve(

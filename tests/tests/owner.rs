@@ -342,3 +342,103 @@ fn a_forward_to_the_routers_own_lan_address_is_refused_naming_the_field() {
     );
     assert!(!cli.saved.exists(), "nothing was saved");
 }
+
+#[test]
+fn a_table_deleted_behind_the_daemon_is_put_back_and_audited() {
+    let t = Topology::new();
+    let cli = t.cli();
+    let _a = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
+    let cfg = Config::new().forward(Forward::tcp("web", "8080", LAN_HOST).to_port("80"));
+    std::fs::write(&cli.saved, cfg.to_json()).unwrap();
+    let daemon = serve(&cli);
+    netns::run_ok(netns::command(
+        &t.router,
+        "nft",
+        &["delete", "table", "inet", "portcullis"],
+    ));
+    let back = poll::until_true(Duration::from_secs(12), || {
+        nft::list_table(&t.router).is_some_and(|l| l.contains("policy drop"))
+    });
+    assert!(back, "the table was not reinstalled\n{}", daemon.logs());
+    assert!(
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_ok(),
+        "forward works again"
+    );
+    let audited = poll::until_true(Duration::from_secs(15), || {
+        std::fs::read_to_string(cli.dir.join("audit.json"))
+            .is_ok_and(|a| a.contains("daemon.reconcile"))
+    });
+    assert!(audited, "the audit log says so\n{}", daemon.logs());
+}
+
+#[test]
+fn a_config_that_is_not_even_json_keeps_the_ui_on_the_lan_and_a_copy_of_the_file() {
+    let t = Topology::new();
+    let cli = t.cli();
+    let broken = "{\"version\":1,\"lan\":{\"interface\":\"lan0\",\"subnets\":[\"192.168.1.0/24\"]},\"wan\":{\"interface\":\"wan0\"},\"forwards\": [ ,";
+    std::fs::write(&cli.saved, broken).unwrap();
+    let mut daemon = cli.serve();
+    assert_safe_mode(&t, &cli, &mut daemon);
+    let on_lan = poll::until_true(Duration::from_secs(10), || {
+        daemon.logs().contains("web UI on http://192.168.1.1:80/")
+    });
+    assert!(
+        on_lan,
+        "the UI answers on the LAN address\n{}",
+        daemon.logs()
+    );
+    let copy = cli.dir.join("saved.json.bad");
+    assert_eq!(
+        std::fs::read_to_string(&copy).ok().as_deref(),
+        Some(broken),
+        "copy kept"
+    );
+}
+
+#[test]
+fn sighup_during_a_trial_keeps_the_trial_and_a_direct_apply_ends_it() {
+    let t = Topology::new();
+    let cli = t.cli();
+    let mut on_trial = Config::new();
+    on_trial.http_port = 8088;
+    std::fs::write(&cli.saved, on_trial.to_json()).unwrap();
+    let (deadline, at) = in_secs(4);
+    let trial = format!(
+        r#"{{"previous":{{"lan":{{"interface":"lan0","subnets":["192.168.1.0/24"]}},"wan":{{"interface":"wan0"}},"management":{{"http_port":80}}}},"deadline":"{deadline}"}}"#
+    );
+    let trial_file = cli.dir.join("trial.json");
+    std::fs::write(&trial_file, &trial).unwrap();
+    let mut daemon = serve(&cli);
+    nix::sys::signal::kill(daemon.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
+    assert!(
+        poll::until_true(Duration::from_secs(5), || daemon
+            .logs()
+            .contains("reloaded")),
+        "{}",
+        daemon.logs()
+    );
+    assert!(
+        trial_file.exists(),
+        "SIGHUP ended the trial\n{}",
+        daemon.logs()
+    );
+    let rolled_back = poll::until_true(poll_left(at) + Duration::from_secs(8), || {
+        std::fs::read_to_string(&cli.saved).is_ok_and(|s| s.contains("\"http_port\": 80\n"))
+    });
+    assert!(
+        rolled_back,
+        "the trial still rolled back after the reload\n{}",
+        daemon.logs()
+    );
+    daemon
+        .stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // No daemon: a trial file left behind is ended by an explicit apply.
+    std::fs::write(&trial_file, &trial).unwrap();
+    cli.apply_text("direct.json", &on_trial.to_json());
+    assert!(
+        !trial_file.exists(),
+        "a direct apply must end a stale trial"
+    );
+}

@@ -213,7 +213,46 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
     check_reserved(&mut r, cfg, &inbound);
     check_overlaps(&mut r, &inbound, "external port");
     check_overlaps(&mut r, &outbound, "trigger port");
+    check_kernel_elements(&mut r, cfg);
     r
+}
+
+/// Most kernel set elements the forwards may need in total. A translated range takes one
+/// element per port and allowed source prefix in the live-flow check (a concatenated
+/// interval set whose inserts grow worse than linearly): 50,000 ports × 40 prefixes would
+/// be two million elements and stall the daemon for minutes while `check` said ok.
+pub const MAX_KERNEL_ELEMENTS: u64 = 65_536;
+
+/// Refuses configs whose planned elements pass [`MAX_KERNEL_ELEMENTS`], naming the forward
+/// that needs the most. An upper bound: the planner merges prefixes that touch.
+fn check_kernel_elements(r: &mut Report, cfg: &Config) {
+    let mut total: u64 = 0;
+    let mut worst: Option<(usize, u64)> = None;
+    for (i, f) in cfg.forwards.iter().enumerate().filter(|(_, f)| f.enabled) {
+        let translated = f.internal_range() != f.external_port;
+        let ports = if translated {
+            u64::from(f.external_port.count())
+        } else {
+            1
+        };
+        let sources = f.allow_from.len().max(1) + cfg.lan.subnets.len();
+        let n =
+            ports * u64::try_from(sources).unwrap_or(u64::MAX) * f.protocol.numbers().len() as u64;
+        total = total.saturating_add(n);
+        if worst.is_none_or(|(_, w)| n > w) {
+            worst = Some((i, n));
+        }
+    }
+    if let Some((i, n)) = worst.filter(|_| total > MAX_KERNEL_ELEMENTS) {
+        r.error(
+            format!("forwards[{i}].internal_port"),
+            format!(
+                "the forwards need about {total} kernel set elements (this one {n}: one per \
+                 translated port and allowed source prefix); at most {MAX_KERNEL_ELEMENTS}: \
+                 keep ports as they are (omit internal_port) or merge allow_from prefixes"
+            ),
+        );
+    }
 }
 
 /// Errors for forwards that no LAN host can ever answer: `internal_host` is one of the
@@ -295,7 +334,10 @@ fn check_interface(r: &mut Report, field: &str, name: &str) {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
     {
-        r.error(field, format!("`{name}` is not a valid interface name"));
+        r.error(
+            field,
+            format!("`{}` is not a valid interface name", name.escape_debug()),
+        );
     }
 }
 
@@ -332,6 +374,15 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
     }
     let host = f.internal_host;
     match cfg.lan.subnets.iter().find(|n| n.contains(host)) {
+        // A disabled forward installs nothing, so it may wait for its subnet (a settings
+        // rollback disables, never deletes, forwards that no longer fit).
+        None if !f.enabled => r.warn(
+            format!("{at}.internal_host"),
+            format!(
+                "{host} is not inside a LAN subnet ({}); the forward stays disabled",
+                subnets(cfg)
+            ),
+        ),
         None => r.error(
             format!("{at}.internal_host"),
             format!("{host} is not inside a LAN subnet ({})", subnets(cfg)),
@@ -391,7 +442,7 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
             );
         }
     }
-    if f.comment.len() > 200 {
+    if f.comment.chars().count() > 200 {
         r.error(format!("{at}.comment"), "at most 200 characters");
     }
 }
@@ -403,7 +454,7 @@ fn check_trigger(r: &mut Report, at: &str, t: &Trigger) {
             "must be 1 to 86400 seconds (one day)",
         );
     }
-    if t.comment.len() > 200 {
+    if t.comment.chars().count() > 200 {
         r.error(format!("{at}.comment"), "at most 200 characters");
     }
 }

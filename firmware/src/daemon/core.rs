@@ -126,6 +126,7 @@ impl Core {
                 cfg = *new;
                 trial = TrialChange::Clear;
             }
+            Edit::Reload(new) => cfg = *new,
         }
         let report = validate(&cfg, now);
         if report.has_errors() {
@@ -341,8 +342,10 @@ fn check_match<T: Serialize>(
         return Ok(());
     };
     let now = etag(current);
-    // `W/"…"` and `*` are accepted as HTTP allows.
-    if want == "*" || want.trim_start_matches("W/") == now {
+    // Strong comparison (RFC 9110 §13.1.1): a weak tag never matches; `*` or any tag of a
+    // list that equals the current one does.
+    let matches = want.split(',').map(str::trim).any(|t| t == "*" || t == now);
+    if matches {
         return Ok(());
     }
     Err(EditError::Conflict {

@@ -266,3 +266,59 @@ fn commit_leaves_safe_mode() {
     enact(&mut c, Edit::Replace(Box::new(base())), NOW).unwrap();
     assert_eq!(c.health, Health::Ok);
 }
+
+/// A forward added during a trial to a host in
+/// a subnet the trial added is disabled by the rollback, but a disabled forward is still
+/// validated against the LAN subnets, so the rollback proposal never validates: the owner
+/// retries it every second, the trial's settings stay in force past their deadline.
+#[test]
+fn a_rollback_that_disables_a_misfit_validates_so_the_trial_ends() {
+    let mut c = core();
+    let mut s = Settings::of(&c.config);
+    // The trial *adds* a subnet (the usual "new VLAN" change); existing forwards still fit.
+    s.lan
+        .subnets
+        .push("10.9.0.0/16".parse::<Ipv4Net>().unwrap());
+    enact(
+        &mut c,
+        Edit::Settings {
+            if_match: None,
+            settings: s,
+        },
+        NOW,
+    )
+    .unwrap();
+    let mut f = forward("tenten", 4000);
+    f.internal_host = "10.9.0.5".parse().unwrap();
+    enact(&mut c, Edit::AddForward(f), NOW).unwrap();
+    let later = Timestamp(NOW.0 + 61);
+    let p = c.due(later).expect("rollback due");
+    let report = validate(&p.config, later);
+    assert!(
+        !report.has_errors(),
+        "the rollback proposal cannot be installed, so the trial never ends:\n{report}"
+    );
+}
+
+/// A port conflict alone is fixed by disabling.
+#[test]
+fn a_rollback_with_only_a_port_conflict_validates() {
+    // The UI port moves on trial, a forward takes the old UI port, the rollback disables
+    // it and the result validates.
+    let mut c = core();
+    let s = settings_with_port(&c, 8081);
+    enact(
+        &mut c,
+        Edit::Settings {
+            if_match: None,
+            settings: s,
+        },
+        NOW,
+    )
+    .unwrap();
+    enact(&mut c, Edit::AddForward(forward("web80", 80)), NOW).unwrap();
+    let later = Timestamp(NOW.0 + 61);
+    let p = c.due(later).expect("rollback due");
+    let report = validate(&p.config, later);
+    assert!(!report.has_errors(), "{report}");
+}

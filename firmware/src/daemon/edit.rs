@@ -87,8 +87,12 @@ pub enum Edit {
     },
     /// Restores a backup: forwards and triggers at once, changed settings on trial.
     Restore(Box<Config>),
-    /// Replaces the whole config without trial (`portcullis apply`, SIGHUP reload).
+    /// Replaces the whole config and ends any trial (`portcullis apply`: it states the
+    /// whole intent).
     Replace(Box<Config>),
+    /// The saved file read again (SIGHUP): like `Replace`, but a running trial keeps its
+    /// deadline and its settings to go back to (the file already holds the trial's).
+    Reload(Box<Config>),
 }
 
 impl Edit {
@@ -108,6 +112,7 @@ impl Edit {
             Edit::Settings { .. } => ("settings.change", String::new()),
             Edit::Restore(_) => ("config.restore", String::new()),
             Edit::Replace(_) => ("config.apply", String::new()),
+            Edit::Reload(_) => ("config.reload", String::new()),
         };
         (a.to_string(), t)
     }

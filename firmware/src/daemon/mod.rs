@@ -84,7 +84,10 @@ pub struct Snapshot {
 pub enum CallError {
     #[error("the daemon's owner thread is not running")]
     Gone,
-    #[error("the daemon did not answer within {} s", CALL_TIMEOUT.as_secs())]
+    #[error(
+        "the daemon did not answer within {} s; it is busy, and a change sent may still be applied",
+        CALL_TIMEOUT.as_secs()
+    )]
     Timeout,
 }
 
@@ -234,6 +237,7 @@ impl Owner {
                 }
             }
             self.refresh_facts(now);
+            self.reconcile(now);
             let wait = match self.core.next_wake(now) {
                 Some(t) => Duration::from_secs(t.0.saturating_sub(now.0).max(1)).min(FACTS_POLL),
                 None => FACTS_POLL,
@@ -289,20 +293,32 @@ impl Owner {
         let now = Timestamp::now();
         match cmd {
             Command::Edit { edit, reply } => {
+                // Edits that do not come from the web (which audits its own) are audited
+                // here: `portcullis apply` over the control socket.
+                let audited = matches!(edit, Edit::Replace(_)).then(|| edit.describe());
+                // If the table was changed behind our back, this edit replaces it whole.
+                self.engine.intact();
                 let r = self
                     .core
                     .propose(edit, now, self.opts.trial_secs)
                     .and_then(|p| self.enact(p, now));
+                if let Some((action, target)) = audited {
+                    self.audit_outcome(&action, &target, &r);
+                }
                 let _ = reply.send(r);
             }
             Command::Reload { reply } => {
-                let r = match Config::load(self.engine.saved_path()) {
+                // An explicit reload puts the kernel right whatever happened to it.
+                self.engine.forget();
+                let path = self.engine.saved_path().to_path_buf();
+                let r = match Config::load(&path) {
                     Ok(cfg) => self
                         .core
-                        .propose(Edit::Replace(Box::new(cfg)), now, self.opts.trial_secs)
+                        .propose(Edit::Reload(Box::new(cfg)), now, self.opts.trial_secs)
                         .and_then(|p| self.enact(p, now)),
                     Err(e) => Err(EditError::Engine(EngineError::Load(e))),
                 };
+                self.audit_outcome("config.reload", &path.display().to_string(), &r);
                 let _ = reply.send(r);
             }
             Command::Snapshot { reply } => {
@@ -318,6 +334,46 @@ impl Owner {
             }
             Command::Shutdown => {}
         }
+    }
+
+    /// Writes an owner-side audit line for an edit's outcome.
+    fn audit_outcome(&self, action: &str, target: &str, r: &Result<Applied, EditError>) {
+        (self.opts.notify)(&Event {
+            action: action.to_string(),
+            target: target.to_string(),
+            ok: r.is_ok(),
+            detail: match r {
+                Ok(_) => "from the console".to_string(),
+                Err(e) => format!("refused, the config in force stays: {}", chain(e)),
+            },
+        });
+    }
+
+    /// Puts the table back if it was deleted or rebuilt behind the daemon's back.
+    fn reconcile(&mut self, now: Timestamp) {
+        if self.engine.intact() {
+            return;
+        }
+        let r = match self.core.health {
+            Health::Ok => self.engine.install(&self.core.config, now).map(|_| ()),
+            Health::SafeMode { .. } => self.engine.install_safe(&self.core.config, now),
+        };
+        let detail = match &r {
+            Ok(()) => {
+                "the table was changed or removed outside portcullis; reinstalled".to_string()
+            }
+            Err(e) => format!(
+                "the table was changed or removed outside portcullis; reinstalling failed: {}",
+                chain(e)
+            ),
+        };
+        eprintln!("portcullis: {detail}");
+        (self.opts.notify)(&Event {
+            action: "daemon.reconcile".into(),
+            target: String::new(),
+            ok: r.is_ok(),
+            detail,
+        });
     }
 
     fn snapshot(&mut self, now: Timestamp) -> Snapshot {

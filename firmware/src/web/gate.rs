@@ -195,16 +195,27 @@ fn poll_loop(
         if !hand_over(&mut ready, tx) {
             return;
         }
-        // Move to new addresses (the LAN address or the UI port changed). The old
-        // listeners close first, so an address in both sets can be bound again; if nothing
-        // can be bound, the old addresses are taken back.
+        // Move to new addresses (the LAN address or the UI port changed). Listeners on an
+        // address in both sets are kept, the others are bound before the old ones close;
+        // if none of the new addresses can be bound, the server stays where it is (it is
+        // never left listening nowhere, not even for a moment).
         let move_to = listen.move_to.lock().ok().and_then(|mut m| m.take());
         if let Some(addrs) = move_to {
-            let old = bound_addrs(&listeners);
-            listeners.clear();
-            listeners = bind_all(&addrs);
-            if listeners.is_empty() {
-                listeners = bind_all(&old);
+            let (keep, old): (Vec<TcpListener>, Vec<TcpListener>) = listeners
+                .drain(..)
+                .partition(|l| l.local_addr().is_ok_and(|a| addrs.contains(&a)));
+            let kept = bound_addrs(&keep);
+            let missing: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| !kept.contains(a))
+                .collect();
+            let fresh = bind_all(&missing);
+            if keep.is_empty() && fresh.is_empty() {
+                listeners = old;
+            } else {
+                drop(old);
+                listeners = keep.into_iter().chain(fresh).collect();
             }
             let now = bound_addrs(&listeners);
             eprintln!("portcullis: web UI now on {now:?}");

@@ -1488,6 +1488,16 @@ fn a_damaged_password_file_refuses_setup_and_login_until_console_recovery() {
     );
     let r = c.post("/api/v1/login", &json!({ "password": "console-reset-77" }));
     assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(c.get("/api/v1/exposure").status, 200);
+    // A second console recovery ends the sessions of the password it replaces.
+    web::set_password(&f.dir, "console-reset-78").unwrap();
+    assert_eq!(
+        c.get("/api/v1/exposure").status,
+        401,
+        "an old session survived set-password"
+    );
+    let r = c.post("/api/v1/login", &json!({ "password": "console-reset-78" }));
+    assert_eq!(r.status, 200, "{}", r.text());
     // The damaged audit log was kept aside, and the new log says so.
     let aside: Vec<String> = std::fs::read_dir(&f.dir)
         .unwrap()

@@ -88,13 +88,15 @@ impl PasswordFile {
 
     /// Reads the file again if it changed since it was last read. Once a password was
     /// set (or the file was damaged), a file that disappears is damage, not a first boot.
-    pub fn refresh(&mut self) {
+    /// Returns whether the password in force changed (then every session must end: the
+    /// console recovery or a damaged file must not leave old sessions working).
+    pub fn refresh(&mut self) -> bool {
         let Some(p) = self.path.clone() else {
-            return;
+            return false;
         };
         let now = stamp(&p);
         if now == self.seen && !matches!(self.state, Password::Broken(_)) {
-            return;
+            return false;
         }
         let before = self.state.clone();
         self.seen = now;
@@ -111,6 +113,7 @@ impl PasswordFile {
                 Password::Missing => {}
             }
         }
+        self.state != before
     }
 
     pub fn state(&self) -> &Password {

@@ -15,7 +15,9 @@ use crate::web::sessions::IDLE_SECS;
 /// The password state, read again if the file changed on disk.
 fn password_state(app: &App) -> Password {
     let mut a = app.auth();
-    a.password.refresh();
+    if a.password.refresh() {
+        a.sessions.clear_except(None);
+    }
     a.password.state().clone()
 }
 
@@ -69,7 +71,9 @@ pub(super) fn setup(app: &App, call: &Call<'_>) -> Response {
     };
     {
         let mut a = app.auth();
-        a.password.refresh();
+        if a.password.refresh() {
+            a.sessions.clear_except(None);
+        }
         if *a.password.state() != Password::Missing {
             return Response::error(409, "the admin password is already set; log in instead");
         }

@@ -170,6 +170,11 @@ impl App {
             }
             if r.access == Access::Session {
                 let mut a = self.auth();
+                // The password file changed behind us (console recovery, damage): no
+                // session of the old password survives it.
+                if a.password.refresh() {
+                    a.sessions.clear_except(None);
+                }
                 if *a.password.state() == Password::Missing {
                     return Response::error(401, "setup required: set the admin password first");
                 }

@@ -27,22 +27,23 @@ const RISKY: &[(u16, &str)] = &[
     (6379, "Redis"),
 ];
 
-/// A warning for a port range reachable by `anyone` (or always, for clear-text logins).
+/// The warnings for port ranges reachable by `anyone` (or always, for clear-text logins),
+/// one per risky service in the ranges, joined with "; ".
 pub fn risk(ranges: &[PortRange], anyone: bool) -> Option<String> {
+    let mut found: Vec<String> = Vec::new();
     for &(port, what) in RISKY {
         if !ranges.iter().any(|r| r.contains(port)) {
             continue;
         }
         if port == 21 || port == 23 {
-            return Some(format!("{what} ({port}) sends passwords in clear text"));
-        }
-        if anyone {
-            return Some(format!(
+            found.push(format!("{what} ({port}) sends passwords in clear text"));
+        } else if anyone {
+            found.push(format!(
                 "{what} ({port}) open to anyone: a constant target of attacks; add an allow-list"
             ));
         }
     }
-    None
+    (!found.is_empty()).then(|| found.join("; "))
 }
 
 /// Counts the ports of a range as status prints it (`8080`, `8000-8010`); 1 if unparsable.
@@ -261,6 +262,12 @@ mod tests {
         assert!(risk(&[r("2222"), r("22")], true).unwrap().contains("SSH"));
         assert!(risk(&[r("2222"), r("22")], false).is_none());
         assert!(risk(&[r("20-25")], false).unwrap().contains("clear text"));
+        // Every risky service of a range is named, not only the first.
+        let both = risk(&[r("20-23")], true).unwrap();
+        assert!(
+            both.contains("FTP") && both.contains("Telnet") && both.contains("SSH"),
+            "{both}"
+        );
         assert!(risk(&[r("3389")], true).unwrap().contains("Remote Desktop"));
         assert!(risk(&[r("8080")], true).is_none());
     }

@@ -180,6 +180,21 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Starts `portcullis serve` and waits up to `within` until `ready` holds (say, a
+    /// forward of the saved config answers); panics with the daemon's logs otherwise.
+    #[track_caller]
+    pub fn serve_until(&self, within: Duration, mut ready: impl FnMut() -> bool) -> Daemon {
+        let daemon = self.serve();
+        assert!(
+            poll::until_true(within, &mut ready),
+            "serve did not install the saved config\n{}",
+            daemon.logs()
+        );
+        daemon
+    }
+}
+
 /// A running `portcullis serve`. Dropping it kills it.
 pub struct Daemon {
     child: Option<Child>,

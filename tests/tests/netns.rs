@@ -270,17 +270,10 @@ fn serve_removes_the_expired_forward_from_the_saved_config() {
         )
         .forward(Forward::tcp("keep", "8081", LAN_HOST).to_port("81"));
     std::fs::write(&cli.saved, cfg.to_json()).unwrap();
-    let mut daemon = cli.serve();
-
     // The daemon loads and applies the saved config.
-    let up = poll::until_true(Duration::from_secs(5), || {
+    let mut daemon = cli.serve_until(Duration::from_secs(5), || {
         clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8081)).is_ok()
     });
-    assert!(
-        up,
-        "serve did not install the saved config\n{}",
-        daemon.logs()
-    );
     let saved = std::fs::read_to_string(&cli.saved).unwrap();
     assert!(
         saved.contains("\"temp\""),
@@ -904,15 +897,9 @@ fn serve_reloads_the_saved_config_on_sighup() {
     let _b = Server::tcp(&t.lan, sa(LAN_HOST, 81), "lan:81");
     let first = Config::new().forward(Forward::tcp("a", "8080", LAN_HOST).to_port("80"));
     std::fs::write(&cli.saved, first.to_json()).unwrap();
-    let daemon = cli.serve();
-    let up = poll::until_true(Duration::from_secs(5), || {
+    let daemon = cli.serve_until(Duration::from_secs(5), || {
         clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_ok()
     });
-    assert!(
-        up,
-        "serve did not install the saved config\n{}",
-        daemon.logs()
-    );
 
     let second = Config::new().forward(Forward::tcp("b", "8081", LAN_HOST).to_port("81"));
     std::fs::write(&cli.saved, second.to_json()).unwrap();

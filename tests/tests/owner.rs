@@ -17,11 +17,9 @@ use portcullis_e2e::{Config, Forward, Topology, LAN_HOST, ROUTER_WAN, WAN_HOST};
 
 /// Starts `serve` and waits until its control socket answers `status`.
 fn serve(cli: &Cli) -> Daemon {
-    let mut d = cli.serve();
-    let up = poll::until_true(Duration::from_secs(10), || {
+    let mut d = cli.serve_until(Duration::from_secs(10), || {
         cli.dir.join("control.sock").exists() && cli.status(false).code == Some(0)
     });
-    assert!(up, "serve did not come up\n{}", d.logs());
     assert!(d.running());
     d
 }

@@ -126,6 +126,19 @@ fn invalid_results_are_refused_with_the_field() {
     }
 }
 
+/// Changes the settings on trial (no If-Match) at `NOW`.
+fn settings_on_trial(c: &mut Core, settings: Settings) {
+    enact(
+        c,
+        Edit::Settings {
+            if_match: None,
+            settings,
+        },
+        NOW,
+    )
+    .unwrap();
+}
+
 fn settings_with_port(c: &Core, port: u16) -> Settings {
     let mut s = Settings::of(&c.config);
     s.management.http_port = port;
@@ -173,24 +186,8 @@ fn a_second_settings_change_keeps_the_first_previous_settings() {
     let mut c = core();
     let s1 = settings_with_port(&c, 8081);
     let s2 = settings_with_port(&c, 8082);
-    enact(
-        &mut c,
-        Edit::Settings {
-            if_match: None,
-            settings: s1,
-        },
-        NOW,
-    )
-    .unwrap();
-    enact(
-        &mut c,
-        Edit::Settings {
-            if_match: None,
-            settings: s2,
-        },
-        NOW,
-    )
-    .unwrap();
+    settings_on_trial(&mut c, s1);
+    settings_on_trial(&mut c, s2);
     assert_eq!(c.trial.as_ref().unwrap().previous.management.http_port, 80);
     assert!(c.confirm());
     assert!(c.trial.is_none() && c.due(Timestamp(NOW.0 + 1000)).is_none());
@@ -204,15 +201,7 @@ fn rollback_disables_what_no_longer_fits_the_old_settings() {
     // Make the config fit the new subnet first, then change settings on trial.
     c.config.forwards.clear();
     c.config.triggers.clear();
-    enact(
-        &mut c,
-        Edit::Settings {
-            if_match: None,
-            settings: s,
-        },
-        NOW,
-    )
-    .unwrap();
+    settings_on_trial(&mut c, s);
     let mut f = forward("tenten", 4000);
     f.internal_host = "10.0.0.5".parse().unwrap();
     enact(&mut c, Edit::AddForward(f), NOW).unwrap();
@@ -279,15 +268,7 @@ fn a_rollback_that_disables_a_misfit_validates_so_the_trial_ends() {
     s.lan
         .subnets
         .push("10.9.0.0/16".parse::<Ipv4Net>().unwrap());
-    enact(
-        &mut c,
-        Edit::Settings {
-            if_match: None,
-            settings: s,
-        },
-        NOW,
-    )
-    .unwrap();
+    settings_on_trial(&mut c, s);
     let mut f = forward("tenten", 4000);
     f.internal_host = "10.9.0.5".parse().unwrap();
     enact(&mut c, Edit::AddForward(f), NOW).unwrap();
@@ -307,15 +288,7 @@ fn a_rollback_with_only_a_port_conflict_validates() {
     // it and the result validates.
     let mut c = core();
     let s = settings_with_port(&c, 8081);
-    enact(
-        &mut c,
-        Edit::Settings {
-            if_match: None,
-            settings: s,
-        },
-        NOW,
-    )
-    .unwrap();
+    settings_on_trial(&mut c, s);
     enact(&mut c, Edit::AddForward(forward("web80", 80)), NOW).unwrap();
     let later = Timestamp(NOW.0 + 61);
     let p = c.due(later).expect("rollback due");

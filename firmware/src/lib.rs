@@ -11,6 +11,7 @@ pub mod facts;
 pub mod names;
 pub mod nft;
 pub mod plan;
+pub mod portmap;
 pub mod readback;
 pub mod render;
 pub mod ruleset;

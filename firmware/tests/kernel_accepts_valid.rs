@@ -307,6 +307,7 @@ fn config(rng: &mut Rng) -> Config {
         },
         forwards,
         triggers,
+        upnp: Default::default(),
     }
 }
 

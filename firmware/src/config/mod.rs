@@ -5,12 +5,16 @@
 //! a port to the whole internet.
 
 mod types;
+mod upnp;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 pub use types::{covered, covers_everything, Ipv4Net, PortRange, Protocol, Timestamp};
+pub use upnp::{
+    MacAddr, Upnp, UpnpMode, UpnpRule, DEFAULT_MAX_LEASE_SECS, DEFAULT_MAX_PER_HOST, MAX_MAPPINGS,
+};
 pub use validate::{validate, validate_host, Issue, Report, Severity, RESERVED_PORTS};
 
 /// The config format this build reads and writes.
@@ -32,6 +36,10 @@ pub struct Config {
     pub forwards: Vec<Forward>,
     #[serde(default)]
     pub triggers: Vec<Trigger>,
+    /// Port mappings LAN clients may make themselves (UPnP IGD, NAT-PMP, PCP); off when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Upnp::is_default")]
+    pub upnp: Upnp,
 }
 
 /// The LAN side: one interface (usually a bridge) and the subnets on it.

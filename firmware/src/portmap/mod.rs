@@ -11,11 +11,22 @@
 //! - A lease is an [`crate::plan::OpenPort`] with provenance `Lease`: hairpin, the live-flow
 //!   check (flows end when the lease ends) and expiry without the daemon come with it.
 
+pub mod describe;
+pub mod igd_serve;
+pub mod natpmp;
+pub mod neigh;
+pub mod pcp;
+pub mod pmp_serve;
+pub mod soap;
+pub mod ssdp;
+pub mod table;
+pub mod xml;
+
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{MacAddr, Timestamp};
+use crate::config::{Ipv4Net, MacAddr, Timestamp};
 
 /// The protocol a mapping was asked for by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -258,4 +269,24 @@ pub trait Mapper: Send + Sync {
     /// Seconds since the mapping table started (NAT-PMP's "seconds since start of epoch",
     /// PCP's epoch time): it starts again from 0 when mappings were lost.
     fn epoch_secs(&self) -> u32;
+}
+
+/// Where the port-mapping servers listen: the LAN side of the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanSide {
+    /// The LAN interface (sockets are bound to it; SSDP joins its group there only).
+    pub interface: String,
+    /// The router's IPv4 addresses on it (each socket is bound to one of them).
+    pub addrs: Vec<Ipv4Addr>,
+    /// The LAN subnets: requests from anywhere else are dropped unanswered.
+    pub subnets: Vec<Ipv4Net>,
+    /// TCP port of the UPnP description and SOAP control server.
+    pub http_port: u16,
+}
+
+impl LanSide {
+    /// Whether `addr` is a LAN host (inside a LAN subnet and not one of the router's own).
+    pub fn is_lan_host(&self, addr: Ipv4Addr) -> bool {
+        !self.addrs.contains(&addr) && self.subnets.iter().any(|n| n.contains(addr))
+    }
 }

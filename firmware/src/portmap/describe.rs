@@ -1,0 +1,1 @@
+//! The UPnP device and service descriptions the IGD serves.

@@ -1,0 +1,1 @@
+//! MAC addresses of LAN hosts, from the kernel's neighbour table.

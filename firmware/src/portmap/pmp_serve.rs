@@ -1,0 +1,1 @@
+//! The NAT-PMP/PCP server: one UDP socket per LAN address on 5351.

@@ -1,0 +1,1 @@
+//! The pure decisions about mappings: policy, conflicts, leases, the approval queue.

@@ -1,0 +1,1 @@
+//! A bounded reader and escaper for the small XML of SOAP bodies.

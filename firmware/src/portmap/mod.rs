@@ -13,10 +13,13 @@
 
 pub mod describe;
 pub mod igd_serve;
+pub mod memory;
 pub mod natpmp;
 pub mod neigh;
 pub mod pcp;
 pub mod pmp_serve;
+pub mod policy;
+pub mod queue;
 pub mod services;
 pub mod soap;
 pub mod ssdp;

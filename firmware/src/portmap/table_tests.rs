@@ -1,5 +1,6 @@
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, PortRange, Protocol};
+use std::net::Ipv4Addr;
 
 const HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 const OTHER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 20);

@@ -86,11 +86,13 @@ pub enum Reject {
     Opcode,
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
+/// Big-endian u16 at byte `at`; None past the end.
+pub(super) fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
+/// Big-endian u32 at byte `at`; None past the end.
+pub(super) fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 

@@ -140,6 +140,7 @@ impl Fixture {
                         trial_secs,
                         state_dir: Some(saved.parent().unwrap().to_path_buf()),
                         notify: Box::new(|_| {}),
+                        services: Default::default(),
                     },
                 )
                 .expect("owner thread")

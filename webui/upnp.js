@@ -127,8 +127,8 @@
       out.push(h('p', { 'class': 'banner warn', id: 'upnp-off', text: 'Port mapping is off: devices asking with UPnP, NAT-PMP or PCP ' +
         'find no gateway, and only your own forwards are open.' }));
     } else if (!d.listening) {
-      out.push(h('p', { 'class': 'banner warn', id: 'upnp-not-listening', text: 'The port-mapping servers are not running yet ' +
-        '(the router is starting, or the LAN has no address).' }));
+      out.push(h('p', { 'class': 'banner warn', id: 'upnp-not-listening', text: 'The port-mapping servers are not running' +
+        (d.listen_error ? ': ' + d.listen_error : ' yet (the router is starting, or the LAN has no address).') }));
     }
     if (d.external && d.external.not_public) {
       out.push(h('p', { 'class': 'banner warn', id: 'upnp-behind-nat', text: 'Your router\'s internet address (' + d.external.addr +
@@ -211,7 +211,7 @@
 
   // What the live part shows, without the seconds that tick.
   function signature(d) {
-    return JSON.stringify([d.upnp.mode, d.external, d.listening, d.pending,
+    return JSON.stringify([d.upnp.mode, d.external, d.listening, d.listen_error, d.pending,
       d.mappings.map(function (m) { var c = copy(m); delete c.secs_left; return c; })]);
   }
 

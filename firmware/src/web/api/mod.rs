@@ -12,7 +12,6 @@ mod backup;
 mod items;
 mod login;
 pub mod routes;
-mod shim;
 mod upnp;
 mod views;
 

@@ -12,10 +12,10 @@ use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
 
-use super::shim::{self, Decision, Revoke};
 use super::{body_object, busy, if_match, invalid, issue, App, Call};
 use crate::config::{PortRange, Timestamp, Upnp};
-use crate::daemon::{chain, etag, EditError};
+use crate::daemon::{chain, etag, Edit, EditError};
+use crate::portmap::table::{Decision, Revoke};
 use crate::portmap::{Mapping, Proto, Via};
 use crate::web::http::Response;
 
@@ -164,7 +164,7 @@ pub(super) fn upnp_get(app: &App, call: &Call<'_>) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let pm = shim::portmap(&snap);
+    let pm = &snap.portmap;
     let tag = etag(&snap.config.upnp);
     let mappings: Vec<Value> = pm
         .mappings
@@ -180,6 +180,7 @@ pub(super) fn upnp_get(app: &App, call: &Call<'_>) -> Response {
             "pending": pm.pending,
             "external": pm.external,
             "listening": pm.listening,
+            "listen_error": pm.listen_error,
         }),
     )
     .header("ETag", &tag)
@@ -192,14 +193,21 @@ pub(super) fn upnp_put(app: &App, call: &Call<'_>) -> Response {
         Err(r) => return r,
     };
     match parse_upnp(&call.req.body) {
-        Ok(upnp) => app.edit(call, shim::edit_upnp(upnp, Some(tag)), String::new),
+        Ok(upnp) => app.edit(
+            call,
+            Edit::Upnp {
+                if_match: Some(tag),
+                upnp,
+            },
+            String::new,
+        ),
         Err(r) => r,
     }
 }
 
 /// Sends a revoke to the owner and audits it.
 fn revoke(app: &App, call: &Call<'_>, r: Revoke, target: &str) -> Result<Vec<Mapping>, Response> {
-    match shim::revoke(&app.daemon, r) {
+    match app.daemon.revoke(r) {
         Ok(removed) => {
             app.audit(
                 call,
@@ -276,31 +284,26 @@ pub(super) fn pending_decide(app: &App, call: &Call<'_>) -> Response {
         .snapshot(call.now)
         .ok()
         .and_then(|s| {
-            shim::portmap(&s)
-                .pending
-                .iter()
-                .find(|p| p.id == id)
-                .map(|p| {
-                    let ext = match p.external_port {
-                        0 => "any port".to_string(),
-                        n => n.to_string(),
-                    };
-                    format!(
-                        "{} {} {ext} → :{} ({})",
-                        p.client,
-                        p.proto.as_str(),
-                        p.internal_port,
-                        via_label(p.via)
-                    )
-                })
+            s.portmap.pending.iter().find(|p| p.id == id).map(|p| {
+                let ext = match p.external_port {
+                    0 => "any port".to_string(),
+                    n => n.to_string(),
+                };
+                format!(
+                    "{} {} {ext} → :{} ({})",
+                    p.client,
+                    p.proto.as_str(),
+                    p.internal_port,
+                    via_label(p.via)
+                )
+            })
         })
         .unwrap_or_else(|| format!("request {id}"));
-    match shim::decide(&app.daemon, id, decision) {
+    match app.daemon.decide(id, decision) {
         Err(e) => busy(&e.to_string()),
-        Ok(Err(e @ EditError::NotFound { .. })) => Response::error(
-            404,
-            &format!("{e}: the request is no longer waiting (decided elsewhere, or it expired)"),
-        ),
+        Ok(Err(e @ (EditError::NoSuchRequest(_) | EditError::NotFound { .. }))) => {
+            Response::error(404, &e.to_string())
+        }
         Ok(Err(EditError::Invalid(report))) => {
             app.audit(call, action, &target, false, "refused by validation");
             invalid(&report)

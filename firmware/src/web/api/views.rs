@@ -170,7 +170,7 @@ pub(super) fn exposure(app: &App, call: &Call<'_>) -> Response {
             "in_config": t.is_some(),
         }));
     }
-    let portmap = super::shim::portmap(&snap);
+    let portmap = &snap.portmap;
     let (mapping_rows, mapped, mapped_anyone) =
         super::upnp::exposure_rows(&portmap.mappings, call.now);
     rows.extend(mapping_rows);

@@ -70,7 +70,7 @@ pub enum XmlError {
 }
 
 /// Reads a document. Errors: any cap exceeded, a DOCTYPE, or malformed markup (unclosed
-/// or mismatched tags, an unknown entity, text or a second element outside the root).
+/// or mismatched tags, text or a second element outside the root).
 pub fn parse(input: &[u8]) -> Result<Document, XmlError> {
     if input.len() > MAX_BODY {
         return Err(XmlError::TooLarge);
@@ -178,36 +178,51 @@ fn push_text(doc: &mut Document, i: usize, text: &str) -> Result<(), XmlError> {
     Ok(())
 }
 
-/// Replaces the five predefined entities and numeric character references; None for any
-/// other `&`.
+/// Replaces the five predefined entities and numeric character references. Any other
+/// `&` is kept as it is: miniupnpc writes argument values unescaped, so a description
+/// such as "Tom & Jerry" arrives with a bare ampersand.
 pub fn unescape(raw: &str) -> Option<String> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(amp) = rest.find('&') {
         out.push_str(rest.get(..amp)?);
         let after = rest.get(amp + 1..)?;
-        let semi = after.find(';').filter(|&n| n <= 10)?;
-        let name = after.get(..semi)?;
-        let c = match name {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(hex) = name.strip_prefix("#x") {
-                    u32::from_str_radix(hex, 16).ok()?
-                } else {
-                    name.strip_prefix('#')?.parse::<u32>().ok()?
-                };
-                char::from_u32(code).filter(|&c| c != '\0')?
+        match entity(after) {
+            Some((c, len)) => {
+                out.push(c);
+                rest = after.get(len..)?;
             }
-        };
-        out.push(c);
-        rest = after.get(semi + 1..)?;
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
     }
     out.push_str(rest);
     Some(out)
+}
+
+/// The character of an entity reference at the start of `s` (after its `&`) and the
+/// bytes it takes, `;` included.
+fn entity(s: &str) -> Option<(char, usize)> {
+    let semi = s.get(..s.len().min(12))?.find(';')?;
+    let name = s.get(..semi)?;
+    let c = match name {
+        "lt" => '<',
+        "gt" => '>',
+        "amp" => '&',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => {
+            let code = if let Some(hex) = name.strip_prefix("#x") {
+                u32::from_str_radix(hex, 16).ok()?
+            } else {
+                name.strip_prefix('#')?.parse::<u32>().ok()?
+            };
+            char::from_u32(code).filter(|&c| c != '\0')?
+        }
+    };
+    Some((c, semi + 1))
 }
 
 /// Escapes text or an attribute value for output: `& < > " '` become entities and
@@ -266,6 +281,9 @@ mod tests {
         assert_eq!(d.elements[1].text, "<xAB&\"'>");
         assert_eq!(d.elements[2].name, "c");
         assert_eq!(d.elements[3].text, "<raw>&amp;");
+        // Bare ampersands (miniupnpc does not escape) and unknown entities stay as they are.
+        let d = parse(b"<a>Tom & Jerry &bogus; &#0; &#xd800; &</a>").unwrap();
+        assert_eq!(d.elements[0].text, "Tom & Jerry &bogus; &#0; &#xd800; &");
     }
 
     #[test]
@@ -286,9 +304,6 @@ mod tests {
         for bad in [
             &b"<a><b></a></b>"[..],
             b"<a>",
-            b"<a>&bogus;</a>",
-            b"<a>&#0;</a>",
-            b"<a>&#xd800;</a>",
             b"<a></a><b></b>",
             b"text<a/>",
             b"",

@@ -192,7 +192,7 @@ fn the_limiter_allows_a_burst_then_refills_and_bounds_its_table() {
     // A full table of active sources keeps new ones out until they calm down.
     let mut l = Limiter::default();
     for i in 0..Limiter::SOURCES {
-        let ip = Ipv4Addr::from(0x0a00_0000 + i as u32);
+        let ip = Ipv4Addr::from(0x0a00_0000 + u32::try_from(i).unwrap());
         assert!(l.allow(ip, 0));
     }
     assert!(!l.allow(a, 0));

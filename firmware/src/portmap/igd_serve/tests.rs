@@ -136,16 +136,14 @@ fn the_igd_on_loopback_announces_answers_describes_and_controls() {
     assert!(desc.starts_with("HTTP/1.1 200"), "{desc}");
     assert!(desc.contains("<presentationURL>http://127.0.0.1:8080/</presentationURL>"));
 
-    let body = format!(
-        "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+    let body = "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
          s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body>\
          <u:AddPortMapping xmlns:u=\"urn:schemas-upnp-org:service:WANIPConnection:1\">\
          <NewRemoteHost></NewRemoteHost><NewExternalPort>6881</NewExternalPort>\
          <NewProtocol>UDP</NewProtocol><NewInternalPort>6881</NewInternalPort>\
          <NewInternalClient>127.0.0.2</NewInternalClient><NewEnabled>1</NewEnabled>\
          <NewPortMappingDescription>torrent</NewPortMappingDescription>\
-         <NewLeaseDuration>3600</NewLeaseDuration></u:AddPortMapping></s:Body></s:Envelope>\r\n"
-    );
+         <NewLeaseDuration>3600</NewLeaseDuration></u:AddPortMapping></s:Body></s:Envelope>\r\n";
     let post = format!(
         "POST /ctl/IPConn HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: test\r\n\
          Content-Length: {}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\n\

@@ -307,15 +307,6 @@ impl IgdService {
         if self.stop.swap(true, Ordering::Relaxed) {
             return;
         }
-        let s = &self.senders;
-        ssdp_io::announce(
-            &self.site,
-            s,
-            self.notify_to,
-            self.http_port,
-            self.boot_id,
-            false,
-        );
         if let Some(g) = self.gate.take() {
             g.join();
         }
@@ -325,6 +316,10 @@ impl IgdService {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // After the SSDP thread ended, so no ssdp:alive can follow the byebye.
+        let (site, senders) = (&self.site, &self.senders);
+        let (to, port, boot_id) = (self.notify_to, self.http_port, self.boot_id);
+        ssdp_io::announce(site, senders, to, port, boot_id, ssdp_io::Nts::ByeBye);
         let _ = std::fs::remove_file(&self.socket);
     }
 }

@@ -109,7 +109,14 @@ fn advert<'a>(site: &'a Site, addr: Ipv4Addr, http_port: u16, boot_id: u32) -> A
     }
 }
 
-/// Sends ssdp:alive (or byebye) on every sender. Best effort: a lost datagram is resent
+/// Which announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Nts {
+    Alive,
+    ByeBye,
+}
+
+/// Sends ssdp:alive or ssdp:byebye on every sender. Best effort: a lost datagram is resent
 /// with the next announcement.
 pub(super) fn announce(
     site: &Site,
@@ -117,14 +124,13 @@ pub(super) fn announce(
     to: SocketAddrV4,
     http_port: u16,
     boot_id: u32,
-    alive: bool,
+    nts: Nts,
 ) {
     for s in senders {
         let ad = advert(site, s.addr, http_port, boot_id);
-        let msgs = if alive {
-            ssdp::notify_alive(&ad)
-        } else {
-            ssdp::notify_byebye(&ad)
+        let msgs = match nts {
+            Nts::Alive => ssdp::notify_alive(&ad),
+            Nts::ByeBye => ssdp::notify_byebye(&ad),
         };
         for m in msgs {
             if let Err(e) = s.socket.send_to(&m, to) {
@@ -156,7 +162,14 @@ pub(super) fn run(
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= next {
-            announce(site, senders, ports.notify_to, http_port, boot_id, true);
+            announce(
+                site,
+                senders,
+                ports.notify_to,
+                http_port,
+                boot_id,
+                Nts::Alive,
+            );
             sent += 1;
             next = now
                 + if sent < STARTUP_NOTIFIES {

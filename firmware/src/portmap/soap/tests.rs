@@ -523,3 +523,31 @@ fn long_descriptions_are_cut_and_the_fuzz_entry_holds() {
     fuzz_soap(b"\n<s:Envelope><s:Body><u:GetGenericPortMappingEntry><NewPortMappingIndex>1</NewPortMappingIndex></u:GetGenericPortMappingEntry></s:Body></s:Envelope>");
     fuzz_soap(b"\xff\n\xff");
 }
+
+#[test]
+fn every_action_the_descriptions_list_is_implemented() {
+    use crate::portmap::describe::{WAN_COMMON_ACTIONS, WAN_IP_ACTIONS};
+    let m = table_fake();
+    for (service, actions) in [
+        (Service::WanIpConnection, WAN_IP_ACTIONS),
+        (Service::WanCommonInterfaceConfig, WAN_COMMON_ACTIONS),
+    ] {
+        for a in actions {
+            // Every input present but empty: a 402 at worst, never 401 Invalid Action.
+            let args: Vec<(&str, &str)> = a.ins.iter().map(|(n, _)| (*n, "")).collect();
+            let body = envelope_of(a.name, &args);
+            let r = control(service, None, body.as_bytes(), &caller(), &m);
+            assert!(
+                !r.body.contains("<errorCode>401<"),
+                "{}: {}",
+                a.name,
+                r.body
+            );
+            if r.status == 200 {
+                for (out, _) in a.outs {
+                    assert!(r.body.contains(&format!("<{out}>")), "{}: {out}", a.name);
+                }
+            }
+        }
+    }
+}

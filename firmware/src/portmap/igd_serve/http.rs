@@ -3,10 +3,12 @@
 //! | Method | Path | Answer |
 //! |---|---|---|
 //! | GET, HEAD | `/rootDesc.xml`, `/WANIPCn.xml`, `/WANCfg.xml` | the descriptions |
-//! | POST | `/ctl/IPConn`, `/ctl/CmnIfCfg` | SOAP control ([`soap::control`]), LAN hosts only (else 403) |
+//! | POST | `/ctl/IPConn`, `/ctl/CmnIfCfg` | SOAP control ([`soap::control`]) |
 //! | SUBSCRIBE, UNSUBSCRIBE | any | 501: no eventing |
 //! | other | known path | 405 |
 //! | any | other path | 404 |
+//!
+//! Only LAN hosts (`LanSide::is_lan_host`) get any of it; everyone else gets 403.
 //!
 //! No eventing: every `eventSubURL` is empty (UDA 1.1 §2.3, a service without evented
 //! variables) and SUBSCRIBE/UNSUBSCRIBE get 501 Not Implemented (UDA 1.1 §4.1.2 allows a
@@ -102,7 +104,11 @@ pub(crate) fn route(site: &Site, mapper: &dyn Mapper, req: &Request, now: Timest
         describe::WAN_COMMON_SCPD_PATH => Some(describe::wan_common_scpd()),
         _ => None,
     };
-    let resp = if !host_ok(site, req) {
+    let resp = if !site.lan.is_lan_host(peer) {
+        // The listeners are on LAN addresses, but a router also accepts packets for them
+        // on the WAN side (weak host model): nothing here is for anyone else.
+        text(403, "only LAN hosts may use this gateway")
+    } else if !host_ok(site, req) {
         text(421, "use the router's LAN address")
     } else if let Some(page) = page {
         match method {
@@ -114,8 +120,6 @@ pub(crate) fn route(site: &Site, mapper: &dyn Mapper, req: &Request, now: Timest
         let content_type = req.header("Content-Type").unwrap_or("");
         if method != "POST" {
             text(405, "method not allowed")
-        } else if !site.lan.is_lan_host(peer) {
-            text(403, "only LAN hosts may ask for port mappings")
         } else if !content_type
             .get(..8)
             .is_some_and(|t| t.eq_ignore_ascii_case("text/xml"))
@@ -246,5 +250,9 @@ mod tests {
         assert_eq!(status(req("GET", "/ctl/IPConn", lan, &[])), 405);
         assert_eq!(status(req("POST", "/rootDesc.xml", lan, &[])), 405);
         assert_eq!(status(req("GET", "/", lan, &[])), 404);
+        assert_eq!(
+            status(req("GET", "/rootDesc.xml", [203, 0, 113, 9], &[])),
+            403
+        );
     }
 }

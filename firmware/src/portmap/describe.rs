@@ -37,8 +37,11 @@ pub const WAN_COMMON_CONTROL_PATH: &str = "/ctl/CmnIfCfg";
 /// The unique device names of the three devices, `uuid:` included (UDA 1.1 §1.1.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Udns {
+    /// The InternetGatewayDevice.
     pub root: String,
+    /// The WANDevice.
     pub wan_device: String,
+    /// The WANConnectionDevice.
     pub wan_conn_device: String,
 }
 
@@ -89,6 +92,7 @@ pub fn uuid_from(bytes: &[u8], label: &[u8]) -> String {
 /// What the root description names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescribeInput<'a> {
+    /// The devices' UDNs.
     pub udns: &'a Udns,
     /// The LAN address the description is fetched on (the web UI's address).
     pub lan_addr: Ipv4Addr,

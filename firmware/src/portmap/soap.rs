@@ -72,7 +72,9 @@ pub struct Caller {
 /// A control answer: HTTP status (200, or 500 for a fault) and the envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// 200, or 500 with a UPnPError.
     pub status: u16,
+    /// The SOAP envelope, sent as [`CONTENT_TYPE`].
     pub body: String,
 }
 

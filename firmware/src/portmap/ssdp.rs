@@ -110,6 +110,7 @@ pub fn parse_search(datagram: &[u8]) -> Result<Search, SsdpError> {
 /// What every message says about us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advert<'a> {
+    /// The devices' UDNs (the USNs are made of them).
     pub udns: &'a Udns,
     /// The root description's URL on the LAN address the message goes out on.
     pub location: String,

@@ -30,6 +30,7 @@ pub struct Element {
 /// A document as a flat list of elements in document order (the root first).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Document {
+    /// At most [`MAX_ELEMENTS`].
     pub elements: Vec<Element>,
 }
 

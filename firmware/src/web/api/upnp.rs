@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Value};
 
 use super::{body_object, busy, if_match, invalid, issue, App, Call};
-use crate::config::{PortRange, Timestamp, Upnp};
+use crate::config::{Config, ConfigError, PortRange, Timestamp, Upnp};
 use crate::daemon::{chain, etag, Edit, EditError};
 use crate::portmap::table::{Decision, Revoke};
 use crate::portmap::{Mapping, Proto, Via};
@@ -85,13 +85,19 @@ pub fn exposure_rows(mappings: &[Mapping], now: Timestamp) -> (Vec<Value>, u32, 
 pub(super) fn parse_upnp(body: &[u8]) -> Result<Upnp, Response> {
     let mut m = body_object(body)?;
     m.remove("etag");
-    serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
-        let field = match e.path().to_string() {
-            p if p == "." || p.is_empty() => "upnp".to_string(),
-            p => format!("upnp.{p}"),
-        };
-        issue(&field, &e.into_inner().to_string())
-    })
+    // Parsed as the `upnp` section of a config text, through the config file's own parser:
+    // errors name `upnp.allow[1].hosts[0]` as for the file, and the router's binary keeps
+    // one copy of the section's deserializer instead of a second one for JSON values.
+    let text = format!(
+        r#"{{"version":{},"lan":{{"interface":"-","subnets":[]}},"wan":{{"interface":"-"}},"upnp":{}}}"#,
+        crate::config::VERSION,
+        Value::Object(m)
+    );
+    match Config::parse(&text) {
+        Ok(cfg) => Ok(cfg.upnp),
+        Err(ConfigError::Parse { field, message, .. }) => Err(issue(&field, &message)),
+        Err(e) => Err(issue("upnp", &e.to_string())),
+    }
 }
 
 /// The body of `POST /api/v1/upnp/revoke`: `{"host": "192.168.1.10"}` or `{"all": true}`.

@@ -56,20 +56,64 @@ enum ParseError {
     Field(Option<String>, String),
 }
 
-fn parse_fields<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+/// A forward or a trigger, as an item of its list in a config file.
+pub trait ConfigItem: Sized {
+    /// The config's list holding it.
+    const LIST: &'static str;
+    /// The first item of that list.
+    fn take(cfg: config::Config) -> Option<Self>;
+}
+
+impl ConfigItem for config::Forward {
+    const LIST: &'static str = "forwards";
+    fn take(cfg: config::Config) -> Option<Self> {
+        cfg.forwards.into_iter().next()
+    }
+}
+
+impl ConfigItem for config::Trigger {
+    const LIST: &'static str = "triggers";
+    fn take(cfg: config::Config) -> Option<Self> {
+        cfg.triggers.into_iter().next()
+    }
+}
+
+/// Parses an item through the config file's own parser (as the only item of its list in
+/// an otherwise empty config): one copy of the deserializers in the router's binary, and
+/// the same messages as for the file.
+fn parse_fields<T: ConfigItem>(body: &[u8]) -> Result<T, ParseError> {
     let mut m = body_object(body).map_err(ParseError::Body)?;
     m.retain(|k, v| !v.is_null() && k != "etag");
-    match serde_json::from_value::<T>(Value::Object(m.clone())) {
-        Ok(t) => Ok(t),
-        Err(e) => {
-            if let Some((field, msg)) = field_problem(&m) {
-                return Err(ParseError::Field(Some(field), msg));
-            }
-            let msg = e.to_string();
-            let named = msg.split('`').nth(1).filter(|f| !f.is_empty());
-            Err(ParseError::Field(named.map(str::to_string), msg))
+    let text = format!(
+        r#"{{"version":{},"lan":{{"interface":"-","subnets":[]}},"wan":{{"interface":"-"}},"{}":[{}]}}"#,
+        config::VERSION,
+        T::LIST,
+        Value::Object(m.clone())
+    );
+    let e = match config::Config::parse(&text) {
+        Ok(cfg) => {
+            return T::take(cfg).ok_or_else(|| ParseError::Field(None, "no item".into()));
         }
+        Err(e) => e,
+    };
+    if let Some((field, msg)) = field_problem(&m) {
+        return Err(ParseError::Field(Some(field), msg));
     }
+    let (path, msg) = match e {
+        config::ConfigError::Parse { field, message, .. } => (field, message),
+        other => (String::new(), other.to_string()),
+    };
+    let own = path
+        .strip_prefix(&format!("{}[0]", T::LIST))
+        .map(|p| p.trim_start_matches('.').to_string())
+        .filter(|p| !p.is_empty());
+    let named = own.or_else(|| {
+        msg.split('`')
+            .nth(1)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+    });
+    Err(ParseError::Field(named, msg))
 }
 
 fn field_error(e: ParseError, list: &str, index: impl FnOnce() -> usize) -> Response {
@@ -88,11 +132,7 @@ fn field_error(e: ParseError, list: &str, index: impl FnOnce() -> usize) -> Resp
 /// Parses a body as a forward or trigger of the list `list` at `index`; errors name the
 /// field (`forwards[3].external_port`). `null` fields count as absent, and an `etag`
 /// field (as the list answers carry) is ignored.
-pub fn parse_item<T: serde::de::DeserializeOwned>(
-    body: &[u8],
-    list: &str,
-    index: usize,
-) -> Result<T, Response> {
+pub fn parse_item<T: ConfigItem>(body: &[u8], list: &str, index: usize) -> Result<T, Response> {
     parse_fields(body).map_err(|e| field_error(e, list, || index))
 }
 
@@ -184,7 +224,7 @@ fn index_of(app: &App, kind: Kind, replace: Option<&str>) -> usize {
 }
 
 /// Parses the body of an add or replace; an error names the field at the item's index.
-fn parse_for<T: serde::de::DeserializeOwned>(
+fn parse_for<T: ConfigItem>(
     app: &App,
     call: &Call<'_>,
     kind: Kind,

@@ -207,15 +207,18 @@
       if (refresh === true && seen === lastExposure) return;
       lastExposure = seen;
       var rows = (e.rows || []).map(function (x) {
-        return h('tr', { 'data-name': x.name },
-          td('Name', [x.name, x.kind === 'trigger' ? h('span', { 'class': 'muted', text: ' (trigger)' }) : null,
+        var mapped = x.kind === 'mapping';
+        return h('tr', { 'data-name': mapped ? x.protocol + '/' + x.external_port : x.name, 'data-kind': x.kind },
+          td('Name', mapped ? [h('strong', { text: x.provenance }), ' by ' + x.host + (x.mac ? ' (' + x.mac + ')' : ''),
+            x.name ? h('span', { 'class': 'muted', text: ' “' + x.name + '”' }) : null] :
+            [x.name, x.kind === 'trigger' ? h('span', { 'class': 'muted', text: ' (trigger)' }) : null,
             x.in_config === false ? h('span', { 'class': 'risk', text: ' (in the firewall, not in the config)' }) : null]),
           td('Protocol', proto(x.protocol)),
           td('External port', x.external_port),
           td('Goes to', x.destination),
           td('Who may reach it', x.anyone ? h('span', { 'class': 'anyone', text: 'anyone' }) : x.allow_from.join(', ')),
-          td('Hits', String(x.hits)),
-          td('Last hit', when(x.last_hit)),
+          td('Hits', x.hits === null ? '–' : String(x.hits)),
+          td('Last hit', mapped ? '–' : when(x.last_hit)),
           td('Time left', x.remaining_secs !== null ? dur(x.remaining_secs) : (x.state === 'not_installed' ? 'not installed!' : '–')),
           td('Warning', x.risk ? h('span', { 'class': 'risk', text: '⚠ ' + x.risk }) : ''));
       });
@@ -226,6 +229,9 @@
           h('thead', null, h('tr', null, ['Name', 'Protocol', 'External port', 'Goes to', 'Who may reach it', 'Hits', 'Last hit', 'Time left', ''].map(function (t) { return h('th', { text: t }); }))),
           h('tbody', { id: 'exposure-rows' }, rows)) : null,
         e.armed_triggers ? h('p', { 'class': 'muted', text: e.armed_triggers + ' trigger(s) armed: they open ports only after outbound trigger traffic.' }) : null,
+        e.mapped_ports ? h('p', { 'class': 'muted' }, 'Rows marked UPnP, NAT-PMP or PCP were opened by LAN devices themselves; see ',
+          h('a', { href: '#/upnp', text: 'UPnP' }), ' to revoke them or change who may.',
+          e.external && e.external.not_public ? ' Your router is behind another NAT, so they are not reachable from the internet anyway.' : '') : null,
         h('p', { 'class': 'muted', text: 'Everything else is closed to the internet. Updated every 5 s.' }));
     });
   }
@@ -489,6 +495,22 @@
   $('logout').addEventListener('click', function () {
     api('POST', '/logout').then(function () { csrf = ''; flash('Logged out.'); start(); });
   });
+
+  // Pages in other files (upnp.js) register here and share these helpers.
+  window.Portcullis = {
+    h: h, api: api, show: show, flash: flash, conflict: conflict, field: field, clearErrors: clearErrors,
+    showIssues: showIssues, warnings: warnings, val: val, port: port, list: list, dur: dur, when: when,
+    proto: proto, td: td, twoStep: twoStep, route: function () { return route(); },
+    // Calls `fn` every 5 s while the page is shown (and visible).
+    poll: function (fn) {
+      clearInterval(timer);
+      timer = setInterval(function () { if (!document.hidden) fn(); refreshTrial(); }, 5000);
+    },
+    register: function (name, fn) {
+      pages[name] = fn;
+      if (csrf && location.hash === '#/' + name) route();
+    }
+  };
 
   // ---- routing -------------------------------------------------------------
   var pages = { exposure: exposurePage, forwards: function () { return listPage('forward'); },

@@ -11,6 +11,7 @@ use crate::delta::Planned;
 use crate::facts::{self, FactsError};
 use crate::nft::{DeltaOutcome, Nft, NftError};
 use crate::plan::{self, Carried, HostFacts};
+use crate::portmap::Mapping;
 use crate::readback;
 use crate::ruleset::Ruleset;
 use crate::store::{self, StoreError};
@@ -47,6 +48,9 @@ pub struct Engine {
     /// whole new table. None until the first install, and after any failure (the kernel's
     /// state is then not known, so the next change is a full replace).
     installed: Option<(Ruleset, Timestamp)>,
+    /// Port mappings of LAN clients, planned with every install except the safe base
+    /// ruleset (which opens nothing).
+    leases: Vec<Mapping>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -63,7 +67,13 @@ impl Engine {
             nft: Nft::open().map_err(EngineError::Open)?,
             saved: saved.to_path_buf(),
             installed: None,
+            leases: Vec::new(),
         })
+    }
+
+    /// Sets the port mappings the next installs plan with (the caller installs).
+    pub fn set_leases(&mut self, leases: Vec<Mapping>) {
+        self.leases = leases;
     }
 
     /// Where the config is saved.
@@ -104,6 +114,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), EngineError> {
         let mut facts = facts.clone();
+        facts.leases.clone_from(&self.leases);
         // Sub-second precision for expiry timeouts (the planner ignores it unless it
         // falls within `now`'s second), so the kernel closes a forward on time.
         facts.now_ms = std::time::SystemTime::now()

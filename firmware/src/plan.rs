@@ -58,6 +58,11 @@ pub struct HostFacts {
     pub wan_addrs: Vec<Ipv4Addr>,
     /// State the installed table holds that a replacement must keep.
     pub carried: Carried,
+    /// Port mappings LAN clients hold (UPnP IGD, NAT-PMP, PCP leases), as the daemon's
+    /// owner decided them. They are state the daemon keeps beside the config, not facts
+    /// of the host, but like facts they are gathered before planning. Leases whose port a
+    /// forward or trigger of the config holds are left out (the config wins).
+    pub leases: Vec<crate::portmap::Mapping>,
     /// The planning moment in milliseconds since the epoch, when the caller knows it
     /// (`now` is whole seconds). Element timeouts then end at `expires_at` to the
     /// millisecond instead of up to a second late. Ignored unless it lies within `now`'s
@@ -120,6 +125,17 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     }
     let triggers: Vec<&Trigger> = cfg.triggers.iter().filter(|t| t.enabled).collect();
     open_ports.extend(triggers.iter().flat_map(|t| trigger_ports(t)));
+    let leases: Vec<OpenPort> = facts
+        .leases
+        .iter()
+        .filter_map(|m| open::lease_port(m, now, facts.now_ms))
+        .filter(|l| {
+            !open_ports.iter().any(|o| {
+                o.proto == l.proto && o.external.0 <= l.external.1 && l.external.0 <= o.external.1
+            })
+        })
+        .collect();
+    open_ports.extend(leases);
     for op in &open_ports {
         open::fill(
             &mut shared[usize::from(op.proto == UDP)],

@@ -255,6 +255,7 @@ pub(crate) fn serve(
         trial_secs,
         state_dir: Some(dir.clone()),
         notify,
+        services: Default::default(),
     };
     let (handle, join) = match daemon::spawn(engine, start, opts) {
         Ok(x) => x,

@@ -334,6 +334,43 @@ pub fn render_text(s: &Status) -> String {
     out
 }
 
+/// The port mappings LAN devices made (UPnP IGD, NAT-PMP, PCP) for the CLI, one line each:
+/// `upnp    tcp 50000 → 192.168.1.10:50000  host aa:bb:cc:dd:ee:ff 'game'  expires in 9m58s`.
+/// Descriptions are the clients' own words: control characters are replaced, so a
+/// description cannot move the terminal's cursor or rewrite other lines.
+pub fn render_mappings(mappings: &[crate::portmap::Mapping], now: Timestamp) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("\nPORT MAPPINGS (made by LAN devices with UPnP, NAT-PMP or PCP)\n");
+    if mappings.is_empty() {
+        out.push_str("none\n");
+    }
+    for m in mappings {
+        let host = m
+            .mac
+            .map_or_else(|| "unknown".to_string(), |mac| mac.to_string());
+        let description: String = m
+            .description
+            .chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect();
+        let _ = write!(
+            out,
+            "{:<7} {} {} → {}:{}  host {host} '{description}'  expires in {}",
+            m.via.as_str(),
+            m.proto.as_str(),
+            m.external_port,
+            m.client,
+            m.internal_port,
+            crate::render::duration(Duration::from_secs(m.secs_left(now))),
+        );
+        if let Some(r) = m.remote_host {
+            let _ = write!(out, "  only from {r}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A state as the JSON spells it (`not_in_config`).
 fn state_name(state: &impl Serialize) -> String {
     serde_json::to_value(state)
@@ -352,6 +389,45 @@ fn left(secs: Option<u64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mappings_render_one_line_each_without_control_characters() {
+        use crate::portmap::{Mapping, Proto, Via};
+        let m = Mapping {
+            via: Via::Upnp,
+            client: Ipv4Addr::new(192, 168, 1, 10),
+            mac: "aa:bb:cc:dd:ee:ff".parse().ok(),
+            proto: Proto::Tcp,
+            external_port: 50000,
+            internal_port: 50000,
+            remote_host: None,
+            description: "game\x1b[2Jx".into(),
+            nonce: None,
+            created_at: Timestamp(0),
+            expires_at: Timestamp(1000),
+        };
+        let natpmp = Mapping {
+            via: Via::Natpmp,
+            mac: None,
+            proto: Proto::Udp,
+            remote_host: Some(Ipv4Addr::new(203, 0, 113, 7)),
+            description: String::new(),
+            ..m.clone()
+        };
+        let text = render_mappings(&[m, natpmp], Timestamp(402));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2],
+            "upnp    tcp 50000 → 192.168.1.10:50000  host aa:bb:cc:dd:ee:ff \
+             'game\u{fffd}[2Jx'  expires in 9m58s"
+        );
+        assert_eq!(
+            lines[3],
+            "natpmp  udp 50000 → 192.168.1.10:50000  host unknown ''  expires in 9m58s  \
+             only from 203.0.113.7"
+        );
+        assert!(render_mappings(&[], Timestamp(0)).ends_with("none\n"));
+    }
 
     #[test]
     fn states_follow_config_and_kernel() {

@@ -140,6 +140,7 @@ impl Fixture {
                         trial_secs,
                         state_dir: Some(saved.parent().unwrap().to_path_buf()),
                         notify: Box::new(|_| {}),
+                        services: Default::default(),
                     },
                 )
                 .expect("owner thread")
@@ -1677,4 +1678,124 @@ fn the_handler_socket_is_removed_on_stop_and_stale_ones_at_start() {
     w.stop();
     assert!(socks(&dir).is_empty(), "{:?}", socks(&dir));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A LAN host's mapping request, as the protocol servers hand it to the owner.
+fn map_req(port: u16) -> portcullis::portmap::MapRequest {
+    use portcullis::portmap::{MapRequest, Proto, Via};
+    let host = std::net::Ipv4Addr::new(192, 168, 1, 10);
+    MapRequest {
+        via: Via::Upnp,
+        client: host,
+        mac: None,
+        internal_client: host,
+        proto: Proto::Tcp,
+        external_port: port,
+        exact: true,
+        internal_port: port,
+        lifetime_secs: 600,
+        description: "game <b>".into(),
+        remote_host: None,
+        nonce: None,
+    }
+}
+
+#[test]
+fn upnp_section_mappings_revoke_and_approval_queue() {
+    use portcullis::daemon::DaemonMapper;
+    use portcullis::portmap::{Mapper, Refusal};
+    let f = Fixture::new();
+    let mut a = f.admin();
+    let r = a.get("/api/v1/upnp");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tag = r.header("ETag").unwrap().to_string();
+    let mut section = r.json()["upnp"].clone();
+    assert_eq!(section["mode"], "off");
+    // Guarded like the settings: no If-Match 428, a stale one 409, a bad field 422.
+    section["mode"] = json!("ask");
+    section["allow"] = json!([{ "hosts": ["192.168.1.10"], "external_ports": "50000-50100" }]);
+    assert_eq!(a.put_if("/api/v1/upnp", &section, None).status, 428);
+    let stale = a.put_if("/api/v1/upnp", &section, Some("\"0000000000000000\""));
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    let mut bad = section.clone();
+    bad["allow"][0]["hosts"] = json!(["nope"]);
+    let r = a.put_if("/api/v1/upnp", &bad, Some(&tag));
+    assert_eq!(r.status, 422);
+    assert_eq!(r.fields(), ["upnp.allow[0].hosts[0]"]);
+    let r = a.put_if("/api/v1/upnp", &section, Some(&tag));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A rule allows 50000; 60000 waits for the owner.
+    let m = DaemonMapper::new(f.handle.clone());
+    m.map(map_req(50000)).expect("allowed by the rule");
+    assert_eq!(m.map(map_req(60000)), Err(Refusal::Pending));
+    let v = a.get("/api/v1/upnp").json();
+    assert_eq!(v["mappings"][0]["external_port"], 50000);
+    assert!(v["mappings"][0]["secs_left"].as_u64().unwrap() > 590);
+    assert_eq!(v["pending"][0]["external_port"], 60000);
+    assert_eq!(v["external"]["not_public"], false);
+    let id = v["pending"][0]["id"].as_u64().unwrap();
+    let e = a.get("/api/v1/exposure").json();
+    assert_eq!(e["mapped_ports"], 1, "{e}");
+    let row = e["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "mapping")
+        .expect("mapping row");
+    assert_eq!(row["provenance"], "UPnP");
+    assert_eq!(row["name"], "game <b>");
+    // "Always" adds a rule; the retry is granted.
+    let r = a.post(
+        &format!("/api/v1/upnp/pending/{id}"),
+        &json!({ "decision": "always" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["rule"]["hosts"][0],
+        "192.168.1.10",
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        a.post(
+            &format!("/api/v1/upnp/pending/{id}"),
+            &json!({ "decision": "deny" })
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        a.get("/api/v1/upnp").json()["upnp"]["allow"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    m.map(map_req(60000)).expect("allowed by the new rule");
+    // Revoke one, then the rest of the host.
+    assert_eq!(a.delete("/api/v1/upnp/mappings/tcp/50001").status, 404);
+    let r = a.delete("/api/v1/upnp/mappings/tcp/50000");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = a.post("/api/v1/upnp/revoke", &json!({ "host": "192.168.1.10" }));
+    assert_eq!(r.json()["revoked"], 1, "{}", r.text());
+    assert_eq!(
+        a.post("/api/v1/upnp/revoke", &json!({ "all": true }))
+            .json()["revoked"],
+        0
+    );
+    assert!(a.get("/api/v1/upnp").json()["mappings"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let audit = a.get("/api/v1/log").json();
+    let actions: Vec<&str> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] != "")
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for want in ["upnp.settings", "upnp.revoke", "upnp.approve_always"] {
+        assert!(actions.contains(&want), "{want} not in {actions:?}");
+    }
 }

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ipv4Net, PortRange, Protocol};
+use super::{Config, Ipv4Net, PortRange, Protocol, Report};
 
 /// Default and largest lease a mapping gets, seconds (one day). A lease of 0 (IGDv1's
 /// "permanent") gets this too.
@@ -170,6 +170,70 @@ impl<'de> Deserialize<'de> for MacAddr {
     }
 }
 
+/// Most allow rules in the section.
+pub const MAX_RULES: usize = 256;
+
+/// Longest `max_lease_secs`, seconds (a week).
+pub const MAX_LEASE_LIMIT: u32 = 604_800;
+
+/// Checks the `upnp` section: numbers in range, every rule names a host or a MAC, hosts
+/// inside the LAN subnets.
+pub(super) fn check(r: &mut Report, cfg: &Config) {
+    let u = &cfg.upnp;
+    if u.max_lease_secs == 0 || u.max_lease_secs > MAX_LEASE_LIMIT {
+        r.error(
+            "upnp.max_lease_secs",
+            format!("must be 1 to {MAX_LEASE_LIMIT} seconds (a week)"),
+        );
+    }
+    if u.max_per_host == 0 || u.max_per_host > MAX_MAPPINGS {
+        r.error(
+            "upnp.max_per_host",
+            format!("must be 1 to {MAX_MAPPINGS} mappings"),
+        );
+    }
+    if u.allow.len() > MAX_RULES {
+        r.error("upnp.allow", format!("at most {MAX_RULES} rules"));
+    }
+    for (i, rule) in u.allow.iter().enumerate() {
+        let at = format!("upnp.allow[{i}]");
+        if rule.hosts.is_empty() && rule.macs.is_empty() {
+            r.error(
+                format!("{at}.hosts"),
+                "name at least one host (address or prefix) or MAC address",
+            );
+        }
+        for (j, n) in rule.hosts.iter().enumerate() {
+            if !super::covered(&cfg.lan.subnets, n) {
+                r.error(
+                    format!("{at}.hosts[{j}]"),
+                    format!("{n} is not inside a LAN subnet; only LAN hosts can ask for mappings"),
+                );
+            }
+        }
+        if rule.hosts.len() + rule.macs.len() > 64 {
+            r.error(format!("{at}.hosts"), "at most 64 hosts and MACs per rule");
+        }
+        if let Some(l) = rule.max_lease_secs {
+            if l == 0 || l > u.max_lease_secs {
+                r.error(
+                    format!("{at}.max_lease_secs"),
+                    format!("must be 1 to upnp.max_lease_secs ({})", u.max_lease_secs),
+                );
+            }
+        }
+        if rule.comment.chars().count() > 200 {
+            r.error(format!("{at}.comment"), "at most 200 characters");
+        }
+    }
+    if u.mode != UpnpMode::Off && u.allow.is_empty() && u.mode == UpnpMode::AllowList {
+        r.warn(
+            "upnp.allow",
+            "allow_list mode with no rules refuses every request; add a rule or use ask",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +252,28 @@ mod tests {
             "+a:bb:cc:dd:ee:ff",
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rules_must_name_lan_hosts_and_sane_numbers() {
+        let cfg = Config::parse(
+            r#"{"version":1,"lan":{"interface":"l","subnets":["192.168.1.0/24"]},"wan":{"interface":"w"},
+            "upnp":{"mode":"allow_list","max_lease_secs":0,"max_per_host":0,"allow":[
+              {"external_ports":"1000"},
+              {"hosts":["10.0.0.0/8"],"external_ports":"1000","max_lease_secs":5}]}}"#,
+        )
+        .expect("parses");
+        let r = crate::config::validate(&cfg, crate::config::Timestamp(0));
+        let fields: Vec<&str> = r.errors().map(|i| i.field.as_str()).collect();
+        for f in [
+            "upnp.max_lease_secs",
+            "upnp.max_per_host",
+            "upnp.allow[0].hosts",
+            "upnp.allow[1].hosts[0]",
+            "upnp.allow[1].max_lease_secs",
+        ] {
+            assert!(fields.contains(&f), "{f} missing in {fields:?}");
         }
     }
 

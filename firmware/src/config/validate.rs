@@ -83,7 +83,7 @@ impl Report {
             .filter(|i| i.severity == Severity::Warning)
     }
 
-    fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.issues.push(Issue {
             severity: Severity::Error,
             field: field.into(),
@@ -91,7 +91,7 @@ impl Report {
         });
     }
 
-    fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.issues.push(Issue {
             severity: Severity::Warning,
             field: field.into(),
@@ -214,6 +214,7 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
     check_overlaps(&mut r, &inbound, "external port");
     check_overlaps(&mut r, &outbound, "trigger port");
     check_kernel_elements(&mut r, cfg);
+    super::upnp::check(&mut r, cfg);
     r
 }
 

@@ -116,6 +116,11 @@ impl Core {
                 tag = Some(etag(&settings));
                 trial = self.trial_for(before, &settings, now, trial_secs);
             }
+            Edit::Upnp { if_match, upnp } => {
+                check_match(&cfg.upnp, if_match.as_deref(), "the UPnP settings")?;
+                tag = Some(etag(&upnp));
+                cfg.upnp = upnp;
+            }
             Edit::Restore(new) => {
                 let before = Settings::of(&cfg);
                 let after = Settings::of(&new);

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Forward, Lan, Management, Report, Trigger, Wan};
+use crate::config::{Config, Forward, Lan, Management, Report, Trigger, Upnp, Wan};
 use crate::engine::EngineError;
 
 /// Which list an item lives in.
@@ -85,6 +85,12 @@ pub enum Edit {
         if_match: Option<String>,
         settings: Settings,
     },
+    /// Replaces the `upnp` section (mode and rules of port mappings). Mappings the new
+    /// section no longer allows close in the same batch.
+    Upnp {
+        if_match: Option<String>,
+        upnp: Upnp,
+    },
     /// Restores a backup: forwards and triggers at once, changed settings on trial.
     Restore(Box<Config>),
     /// Replaces the whole config and ends any trial (`portcullis apply`: it states the
@@ -110,6 +116,7 @@ impl Edit {
             }
             Edit::DeleteTrigger { name, .. } => ("trigger.delete", name.clone()),
             Edit::Settings { .. } => ("settings.change", String::new()),
+            Edit::Upnp { upnp, .. } => ("upnp.settings", format!("mode {}", upnp.mode)),
             Edit::Restore(_) => ("config.restore", String::new()),
             Edit::Replace(_) => ("config.apply", String::new()),
             Edit::Reload(_) => ("config.reload", String::new()),
@@ -142,6 +149,8 @@ pub struct Applied {
 pub enum EditError {
     #[error("no {} named {name}", kind.noun())]
     NotFound { kind: Kind, name: String },
+    #[error("no port-mapping request {0} is waiting (already decided, or dropped from the queue)")]
+    NoSuchRequest(u64),
     #[error("a forward or trigger named {name} already exists")]
     Exists { name: String },
     /// The object changed since the caller read it: `current` is what it is now (None

@@ -10,6 +10,7 @@
 pub mod control;
 pub mod core;
 pub mod edit;
+pub mod leases;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -19,10 +20,13 @@ use std::time::Duration;
 pub use self::core::Health;
 use self::core::{Core, Event, Proposal, Trial, TrialChange};
 pub use self::edit::{etag, Applied, Edit, EditError, Kind, Settings};
+pub use self::leases::{DaemonMapper, PortmapCall, PortmapView, LEASES_FILE};
 use crate::config::{Config, Timestamp};
 use crate::engine::{Engine, EngineError};
 use crate::facts;
 use crate::plan::HostFacts;
+use crate::portmap::services::Link;
+use crate::portmap::table::{Policy, Table};
 use crate::status::{self, Status};
 use crate::store;
 
@@ -51,6 +55,8 @@ pub enum Command {
     },
     /// Keep the settings on trial; replies whether a trial was running.
     Confirm { reply: Sender<bool> },
+    /// Port mappings: a protocol server's request, or the owner's revoke and decisions.
+    Portmap(PortmapCall),
     /// Stop the owner thread (the ruleset stays installed).
     Shutdown,
 }
@@ -62,6 +68,7 @@ impl std::fmt::Debug for Command {
             Command::Snapshot { .. } => "Snapshot",
             Command::Reload { .. } => "Reload",
             Command::Confirm { .. } => "Confirm",
+            Command::Portmap(_) => "Portmap",
             Command::Shutdown => "Shutdown",
         })
     }
@@ -76,6 +83,8 @@ pub struct Snapshot {
     pub status: Result<Status, String>,
     pub trial: TrialInfo,
     pub health: Health,
+    /// Live port mappings, the approval queue, the external address.
+    pub portmap: PortmapView,
     pub taken_at: Timestamp,
 }
 
@@ -175,6 +184,8 @@ pub struct OwnerOptions {
     /// Where the trial file lives (next to the saved config); None keeps trials in memory.
     pub state_dir: Option<PathBuf>,
     pub notify: Notify,
+    /// The port-mapping servers' supervisor (none: no servers, as in tests).
+    pub services: Link,
 }
 
 impl std::fmt::Debug for OwnerOptions {
@@ -206,6 +217,9 @@ struct Owner {
     opts: OwnerOptions,
     /// Set when the saved config must be installed at start (not in safe mode).
     start_reason: Option<String>,
+    /// Live port mappings and the approval queue.
+    table: Table,
+    audit_gate: leases::AuditGate,
 }
 
 impl Owner {
@@ -218,12 +232,19 @@ impl Owner {
             Start::Config(c) => (*c, None),
             Start::Broken { fallback, reason } => (*fallback, Some(reason)),
         };
+        let table = opts
+            .state_dir
+            .as_ref()
+            .map(|d| leases::load(d, Timestamp::now()))
+            .unwrap_or_default();
         Owner {
             engine,
             core: Core::new(config, trial, Health::Ok),
             facts: HostFacts::default(),
             opts,
             start_reason,
+            table,
+            audit_gate: leases::AuditGate::default(),
         }
     }
 
@@ -236,9 +257,16 @@ impl Owner {
                     eprintln!("portcullis: {}", chain(&e));
                 }
             }
+            self.expire_leases(now);
             self.refresh_facts(now);
             self.reconcile(now);
-            let wait = match self.core.next_wake(now) {
+            let next = self
+                .core
+                .next_wake(now)
+                .into_iter()
+                .chain(self.table.next_expiry())
+                .min();
+            let wait = match next {
                 Some(t) => Duration::from_secs(t.0.saturating_sub(now.0).max(1)).min(FACTS_POLL),
                 None => FACTS_POLL,
             };
@@ -260,10 +288,18 @@ impl Owner {
             self.safe_mode(reason, now);
             return;
         }
+        // Saved mappings the config no longer allows (it may have changed while the
+        // daemon was down) are not restored.
+        for (m, why) in self.table.reconcile(&Policy::of(&self.core.config)) {
+            self.audit("upnp.close", leases::describe(&m), true, why);
+        }
+        self.engine.set_leases(self.table.mappings());
         match self.engine.install(&self.core.config, now) {
             Ok(_) => {
                 eprintln!("portcullis: ruleset installed (start-up)");
                 self.core.health = Health::Ok;
+                self.save_leases();
+                self.opts.services.want(&self.core.config);
             }
             Err(e) => self.safe_mode(
                 format!("the saved config was not installed: {}", chain(&e)),
@@ -280,6 +316,7 @@ impl Owner {
             Err(e) => format!("installing the safe base ruleset failed too: {}", chain(&e)),
         };
         eprintln!("portcullis: {how}");
+        self.opts.services.none(&self.core.config);
         (self.opts.notify)(&Event {
             action: "daemon.safe_mode".into(),
             target: String::new(),
@@ -332,6 +369,7 @@ impl Owner {
                 }
                 let _ = reply.send(had);
             }
+            Command::Portmap(call) => self.portmap(call, now),
             Command::Shutdown => {}
         }
     }
@@ -392,6 +430,20 @@ impl Owner {
                 rolled_back_at: self.core.rolled_back_at,
             },
             health: self.core.health.clone(),
+            portmap: {
+                let listening = self.opts.services.state();
+                PortmapView {
+                    // In safe mode no mapping is installed, whatever the table holds.
+                    mappings: match self.core.health {
+                        Health::Ok => self.table.mappings(),
+                        Health::SafeMode { .. } => Vec::new(),
+                    },
+                    pending: self.table.pending(),
+                    external: self.external(),
+                    listening: listening.listening,
+                    listen_error: listening.error,
+                }
+            },
             taken_at: now,
         }
     }
@@ -402,6 +454,10 @@ impl Owner {
         if let TrialChange::Set(t) = &p.trial {
             self.write_trial(Some(t));
         }
+        // Mappings the new config no longer allows close with it, in the same batch.
+        let mut table = self.table.clone();
+        let closed = table.reconcile(&Policy::of(&p.config));
+        self.engine.set_leases(table.mappings());
         let report = match self.engine.install(&p.config, now) {
             Ok(r) => r,
             // The new table committed but reads back differently (the engine already
@@ -411,6 +467,9 @@ impl Owner {
                 let saved = self.engine.save(&p.config);
                 self.core.commit(&p, now);
                 self.save_trial();
+                self.table = table;
+                self.save_leases();
+                self.opts.services.want(&self.core.config);
                 eprintln!("portcullis: {}", chain(&e));
                 if let Err(s) = saved {
                     eprintln!("portcullis: {}", chain(&s));
@@ -418,6 +477,7 @@ impl Owner {
                 return Err(EditError::Engine(e));
             }
             Err(e) => {
+                self.engine.set_leases(self.table.mappings());
                 // Put the trial file back to what is in force.
                 self.save_trial();
                 if let Some(ev) = &p.event {
@@ -437,6 +497,12 @@ impl Owner {
         // The kernel holds the new table now: the state must say so even if saving failed.
         self.core.commit(&p, now);
         self.save_trial();
+        self.table = table;
+        self.save_leases();
+        for (m, why) in closed {
+            self.audit("upnp.close", leases::describe(&m), true, why);
+        }
+        self.opts.services.want(&self.core.config);
         if let Some(ev) = &p.event {
             eprintln!("portcullis: {} {}: {}", ev.action, ev.target, ev.detail);
             (self.opts.notify)(ev);

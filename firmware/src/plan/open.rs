@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::{anywhere, elem, jump, merged_prefixes, port_key, Shared};
-use crate::config::Ipv4Net;
+use crate::config::{Ipv4Net, Timestamp};
 use crate::names;
+use crate::portmap::Mapping;
 use crate::ruleset::{ElemData, ElemKey, Value, Verdict};
 
 /// Why a port is open: who asked for it, so status and logs can say so.
@@ -66,6 +67,35 @@ impl OpenPort {
             _ => None,
         }
     }
+}
+
+/// A client's lease as an open port; None once it has expired at `now`. A lease with a
+/// remote host is open to that host only (UPnP NewRemoteHost).
+pub fn lease_port(m: &Mapping, now: Timestamp, now_ms: Option<u64>) -> Option<OpenPort> {
+    let left = super::time_left(m.expires_at, now, now_ms);
+    if left.is_zero() {
+        return None;
+    }
+    Some(OpenPort {
+        provenance: Provenance::Lease {
+            via: m.via.as_str().to_string(),
+            client: m.client,
+        },
+        proto: m.proto.number(),
+        external: (m.external_port, m.external_port),
+        target: Target::Host {
+            addr: m.client,
+            first_port: m.internal_port,
+        },
+        allow: m
+            .remote_host
+            .and_then(|h| Ipv4Net::new(h, 32).ok())
+            .into_iter()
+            .collect(),
+        expiry: Some(left),
+        special: None,
+        counter: None,
+    })
 }
 
 /// Adds one open port's elements to its protocol's shared sets and maps. `lan` is the LAN

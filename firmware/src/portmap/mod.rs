@@ -13,10 +13,14 @@
 
 pub mod describe;
 pub mod igd_serve;
+pub mod memory;
 pub mod natpmp;
 pub mod neigh;
 pub mod pcp;
 pub mod pmp_serve;
+pub mod policy;
+pub mod queue;
+pub mod services;
 pub mod soap;
 pub mod ssdp;
 pub mod table;
@@ -227,7 +231,7 @@ pub enum Refusal {
 }
 
 /// The router's external (WAN) address as told to clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct ExternalAddress {
     /// None while the WAN has no address.
     pub addr: Option<Ipv4Addr>,

@@ -2,7 +2,8 @@
 //! dispatcher that enforces sessions and CSRF, one-edit transactions and the answer
 //! helpers. The route table is [`routes`]; the handlers live by concern in `login`
 //! (setup, login, sessions, password), `views` (exposure, log, system), `items` (forward
-//! and trigger CRUD) and `backup` (backup, restore, settings, trial).
+//! and trigger CRUD), `backup` (backup, restore, settings, trial) and `upnp` (the `upnp`
+//! section, live port mappings and the approval queue).
 //!
 //! Handlers change the router only through the daemon [`Handle`], one [`Edit`] per
 //! request, and read it only through one [`Snapshot`] per request.
@@ -11,6 +12,7 @@ mod backup;
 mod items;
 mod login;
 pub mod routes;
+mod upnp;
 mod views;
 
 use std::path::PathBuf;
@@ -323,7 +325,8 @@ fn busy(message: &str) -> Response {
     Response::error(503, message).header("Retry-After", "1")
 }
 
-/// Matches a route pattern; returns the `{param}` segment (empty when none).
+/// Matches a route pattern; returns the `{param}` segment (empty when none; several are
+/// joined with `/`, e.g. `tcp/50000` for `/mappings/{proto}/{port}`).
 fn matches(pattern: &str, path: &str) -> Option<String> {
     let mut param = String::new();
     let mut pat = pattern.split('/');
@@ -335,7 +338,11 @@ fn matches(pattern: &str, path: &str) -> Option<String> {
                 if g.is_empty() {
                     return None;
                 }
-                param = g.to_string();
+                // Several parameters are joined with `/`, which no segment contains.
+                if !param.is_empty() {
+                    param.push('/');
+                }
+                param.push_str(g);
             }
             (Some(p), Some(g)) if p == g => {}
             _ => return None,
@@ -435,6 +442,9 @@ pub fn fuzz_bodies(data: &[u8]) {
     let _ = items::parse_item::<crate::config::Trigger>(data, "triggers", 0);
     let _ = backup::parse_settings(data);
     let _ = backup::parse_config(data);
+    let _ = upnp::parse_upnp(data);
+    let _ = upnp::parse_revoke(data);
+    let _ = upnp::parse_decision(data);
     if let Ok(m) = body_object(data) {
         let _ = string_field(&m, "password");
     }
@@ -460,6 +470,20 @@ mod tests {
         );
         assert_eq!(
             matches("/api/v1/forwards/{name}", "/api/v1/forwards/a/b"),
+            None
+        );
+        assert_eq!(
+            matches(
+                "/api/v1/upnp/mappings/{proto}/{port}",
+                "/api/v1/upnp/mappings/tcp/80"
+            ),
+            Some("tcp/80".into())
+        );
+        assert_eq!(
+            matches(
+                "/api/v1/upnp/mappings/{proto}/{port}",
+                "/api/v1/upnp/mappings/tcp"
+            ),
             None
         );
     }
@@ -492,6 +516,8 @@ mod tests {
             b"{\"lan\": {}}",
             b"\xff\xfe",
             b"{\"version\": 1, \"forwards\": [{}]}",
+            b"{\"mode\": 5, \"allow\": [{\"macs\": [\"zz\"]}]}",
+            b"{\"decision\": null, \"host\": 1, \"all\": \"yes\"}",
         ] {
             fuzz_bodies(data);
         }

@@ -1,6 +1,6 @@
 //! The route table: every API route, who may call it, and its handler.
 
-use super::{backup, items, login, views, App, Call};
+use super::{backup, items, login, upnp, views, App, Call};
 use crate::web::http::Response;
 
 /// Who may call a route.
@@ -102,5 +102,20 @@ pub static ROUTES: &[Route] = &[
         "/api/v1/trial/confirm",
         Session,
         backup::trial_confirm
+    ),
+    route!("GET", "/api/v1/upnp", Session, upnp::upnp_get),
+    route!("PUT", "/api/v1/upnp", Session, upnp::upnp_put),
+    route!(
+        "DELETE",
+        "/api/v1/upnp/mappings/{proto}/{external_port}",
+        Session,
+        upnp::mapping_delete
+    ),
+    route!("POST", "/api/v1/upnp/revoke", Session, upnp::revoke_many),
+    route!(
+        "POST",
+        "/api/v1/upnp/pending/{id}",
+        Session,
+        upnp::pending_decide
     ),
 ];

@@ -1,6 +1,7 @@
-//! Read-only views: Exposure (everything reachable from the internet now), the log, and
-//! the system page. Each is built from one daemon snapshot; config and kernel state are
-//! paired by name, never by position.
+//! Read-only views: Exposure (everything reachable from the internet now: forwards, open
+//! triggers and the port mappings LAN devices made), the log, and the system page. Each is
+//! built from one daemon snapshot; config and kernel state are paired by name, never by
+//! position.
 
 use std::collections::HashMap;
 
@@ -169,15 +170,13 @@ pub(super) fn exposure(app: &App, call: &Call<'_>) -> Response {
             "in_config": t.is_some(),
         }));
     }
-    let plural = |n: u32| if n == 1 { "port" } else { "ports" };
-    let summary = if ports == 0 {
-        "Nothing is open to the internet.".to_string()
-    } else {
-        format!(
-            "{ports} {} open to the internet, {anyone_ports} to anyone",
-            plural(ports)
-        )
-    };
+    let portmap = &snap.portmap;
+    let (mapping_rows, mapped, mapped_anyone) =
+        super::upnp::exposure_rows(&portmap.mappings, call.now);
+    rows.extend(mapping_rows);
+    ports += mapped;
+    anyone_ports += mapped_anyone;
+    let summary = summary(ports, anyone_ports, mapped);
     Response::json(
         200,
         &json!({
@@ -185,12 +184,29 @@ pub(super) fn exposure(app: &App, call: &Call<'_>) -> Response {
             "open_ports": ports,
             "open_to_anyone": anyone_ports,
             "armed_triggers": armed,
+            "mapped_ports": mapped,
+            "external": portmap.external,
             "table_present": st.table_present,
             "health": snap.health,
             "taken_at": snap.taken_at,
             "rows": rows,
         }),
     )
+}
+
+/// The one-line summary: ports open, to anyone, and how many of them LAN devices mapped.
+fn summary(ports: u32, anyone_ports: u32, mapped: u32) -> String {
+    if ports == 0 {
+        return "Nothing is open to the internet.".to_string();
+    }
+    let plural = if ports == 1 { "port" } else { "ports" };
+    let mut s = format!("{ports} {plural} open to the internet, {anyone_ports} to anyone");
+    if mapped > 0 {
+        s.push_str(&format!(
+            " ({mapped} mapped by LAN devices with UPnP, NAT-PMP or PCP)"
+        ));
+    }
+    s
 }
 
 pub(super) fn log(app: &App, call: &Call<'_>) -> Response {
@@ -254,6 +270,17 @@ mod tests {
         ])));
         assert!(!covers_everything(&nets(&["0.0.0.0/1", "192.0.0.0/2"])));
         assert!(!covers_everything(&nets(&["255.255.255.255"])));
+    }
+
+    #[test]
+    fn summary_counts_mapped_ports() {
+        assert_eq!(summary(0, 0, 0), "Nothing is open to the internet.");
+        assert_eq!(summary(1, 0, 0), "1 port open to the internet, 0 to anyone");
+        assert_eq!(
+            summary(3, 2, 2),
+            "3 ports open to the internet, 2 to anyone \
+             (2 mapped by LAN devices with UPnP, NAT-PMP or PCP)"
+        );
     }
 
     #[test]

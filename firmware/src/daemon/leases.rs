@@ -1,0 +1,418 @@
+//! The owner's side of port mappings: it decides each request with the pure
+//! [`Table`](crate::portmap::table::Table) against the config in force, installs the
+//! result as set elements (a delta of one lease), saves `leases.json`, and audits.
+//! [`DaemonMapper`] is how the protocol servers reach it.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use super::{chain, CallError, Command, EditError, Handle, Health, Owner};
+use crate::config::{Timestamp, UpnpRule};
+use crate::daemon::edit::Edit;
+use crate::portmap::table::{Decision, Pending, Policy, Revoke, Table};
+use crate::portmap::{ExternalAddress, Grant, MapRequest, Mapper, Mapping, Refusal, Unmap};
+use crate::store;
+
+/// File (next to the saved config) holding the live mappings with their absolute expiry.
+pub const LEASES_FILE: &str = "leases.json";
+
+/// Audit lines of one kind about one host, at most one per this many seconds; the rest
+/// are counted and the count is written with the next line.
+const AUDIT_EVERY_SECS: u64 = 60;
+
+/// Hosts whose audit lines are rate-limited, at most (the table is cleared when full).
+const AUDIT_HOSTS: usize = 1_024;
+
+/// Requests about port mappings, sent to the owner by [`DaemonMapper`] and the web API.
+pub enum PortmapCall {
+    Map(MapRequest, Sender<Result<Grant, Refusal>>),
+    Unmap(Unmap, Sender<Result<Vec<Mapping>, Refusal>>),
+    /// The live mappings and the external address.
+    List(Sender<(Vec<Mapping>, ExternalAddress)>),
+    Revoke(Revoke, Sender<Vec<Mapping>>),
+    Decide(u64, Decision, Sender<Result<Option<UpnpRule>, EditError>>),
+}
+
+/// What the UI shows about mappings, taken with the rest of a snapshot.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PortmapView {
+    pub mappings: Vec<Mapping>,
+    pub pending: Vec<Pending>,
+    pub external: ExternalAddress,
+    /// Whether the UPnP/NAT-PMP/PCP servers listen, as their supervisor last reported.
+    pub listening: bool,
+    /// Why they do not, when they should.
+    pub listen_error: Option<String>,
+}
+
+/// Rate limit of audit lines per (host, action).
+#[derive(Debug, Default)]
+pub(super) struct AuditGate {
+    last: HashMap<(Ipv4Addr, &'static str), (u64, u32)>,
+}
+
+impl AuditGate {
+    /// Whether to write a line now; `Some(n)` with the lines suppressed since the last one.
+    fn pass(&mut self, host: Ipv4Addr, action: &'static str, now: Timestamp) -> Option<u32> {
+        if self.last.len() >= AUDIT_HOSTS && !self.last.contains_key(&(host, action)) {
+            self.last.clear();
+        }
+        let e = self.last.entry((host, action)).or_insert((0, 0));
+        if e.0 != 0 && now.0 < e.0.saturating_add(AUDIT_EVERY_SECS) {
+            e.1 = e.1.saturating_add(1);
+            return None;
+        }
+        let suppressed = e.1;
+        *e = (now.0, 0);
+        Some(suppressed)
+    }
+}
+
+/// `tcp/50000 → 192.168.1.10:50000`
+pub fn describe(m: &Mapping) -> String {
+    format!(
+        "{}/{} → {}:{}",
+        m.proto.as_str(),
+        m.external_port,
+        m.client,
+        m.internal_port
+    )
+}
+
+fn details(m: &Mapping, lifetime: Option<u32>) -> String {
+    let mut d = format!("via {}", m.via.as_str());
+    if let Some(mac) = m.mac {
+        d.push_str(&format!(", host {mac}"));
+    }
+    if let Some(l) = lifetime {
+        d.push_str(&format!(", lease {l} s"));
+    }
+    if let Some(r) = m.remote_host {
+        d.push_str(&format!(", only from {r}"));
+    }
+    if !m.description.is_empty() {
+        let text: String = m.description.chars().filter(|c| !c.is_control()).collect();
+        d.push_str(&format!(", “{text}”"));
+    }
+    d
+}
+
+/// Loads saved mappings; an unreadable file is kept aside and means none (the kernel's
+/// copies expire on their own).
+pub(super) fn load(dir: &Path, now: Timestamp) -> Table {
+    let path = dir.join(LEASES_FILE);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Table::default();
+    };
+    match serde_json::from_slice::<Table>(&bytes) {
+        Ok(t) => Table::with(t.mappings(), now),
+        Err(e) => {
+            eprintln!(
+                "portcullis: {} is unreadable ({e}); kept as {}.bad, no mappings restored",
+                path.display(),
+                LEASES_FILE
+            );
+            let _ = std::fs::rename(&path, dir.join(format!("{LEASES_FILE}.bad")));
+            Table::default()
+        }
+    }
+}
+
+impl Owner {
+    pub(super) fn portmap(&mut self, call: PortmapCall, now: Timestamp) {
+        match call {
+            PortmapCall::Map(req, reply) => {
+                let r = self.map(&req, now);
+                let _ = reply.send(r);
+            }
+            PortmapCall::Unmap(u, reply) => {
+                let r = self.change(now, "upnp.delete", "deleted by the client", |t| t.unmap(&u));
+                let _ = reply.send(r);
+            }
+            PortmapCall::List(reply) => {
+                let _ = reply.send((self.table.mappings(), self.external()));
+            }
+            PortmapCall::Revoke(r, reply) => {
+                let gone = self
+                    .change(now, "upnp.revoke", "revoked by the owner", |t| {
+                        Ok::<_, Refusal>(t.revoke(&r))
+                    })
+                    .unwrap_or_default();
+                let _ = reply.send(gone);
+            }
+            PortmapCall::Decide(id, d, reply) => {
+                let r = self.decide(id, d, now);
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    pub(super) fn external(&self) -> ExternalAddress {
+        ExternalAddress::of(self.facts.wan_addrs.first().copied())
+    }
+
+    fn map(&mut self, req: &MapRequest, now: Timestamp) -> Result<Grant, Refusal> {
+        if let Health::SafeMode { .. } = self.core.health {
+            return Err(Refusal::Failed(
+                "the router is in safe mode (its saved config could not be installed)".into(),
+            ));
+        }
+        let policy = Policy::of(&self.core.config);
+        let mut next = self.table.clone();
+        let r = next.map(&policy, req, now);
+        let grant = match r {
+            Ok(g) => g,
+            Err(refusal) => {
+                // The queue may have changed; the mappings did not.
+                self.table = next;
+                if let Some(n) = self.audit_gate.pass(req.client, "refuse", now) {
+                    let more = if n > 0 {
+                        format!(" ({n} more refusals of this host not logged)")
+                    } else {
+                        String::new()
+                    };
+                    self.audit(
+                        "upnp.refuse",
+                        format!(
+                            "{}/{} for {}",
+                            req.proto.as_str(),
+                            req.external_port,
+                            req.client
+                        ),
+                        false,
+                        format!("via {}: {refusal}{more}", req.via.as_str()),
+                    );
+                }
+                return Err(refusal);
+            }
+        };
+        self.install_table(next, now)?;
+        let m = &grant.mapping;
+        let action = if grant.refreshed {
+            "upnp.refresh"
+        } else {
+            "upnp.map"
+        };
+        if !grant.refreshed || self.audit_gate.pass(m.client, "refresh", now).is_some() {
+            self.audit(
+                action,
+                describe(m),
+                true,
+                details(m, Some(grant.lifetime_secs)),
+            );
+        }
+        Ok(grant)
+    }
+
+    /// Applies a change to the table, installs and saves it, and audits what it removed.
+    fn change(
+        &mut self,
+        now: Timestamp,
+        action: &str,
+        why: &str,
+        f: impl FnOnce(&mut Table) -> Result<Vec<Mapping>, Refusal>,
+    ) -> Result<Vec<Mapping>, Refusal> {
+        let mut next = self.table.clone();
+        let gone = f(&mut next)?;
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        self.install_table(next, now)?;
+        for m in &gone {
+            self.audit(
+                action,
+                describe(m),
+                true,
+                format!("{why}; {}", details(m, None)),
+            );
+        }
+        Ok(gone)
+    }
+
+    /// Installs `next` (a delta of its leases), then makes it the table and saves it; on
+    /// refusal the kernel and the table stay as they were.
+    fn install_table(&mut self, next: Table, now: Timestamp) -> Result<(), Refusal> {
+        self.engine.intact();
+        self.engine.set_leases(next.mappings());
+        if let Err(e) = self.engine.install(&self.core.config, now) {
+            self.engine.set_leases(self.table.mappings());
+            let why = chain(&e);
+            eprintln!("portcullis: installing port mappings failed: {why}");
+            return Err(Refusal::Failed(why));
+        }
+        self.table = next;
+        self.save_leases();
+        Ok(())
+    }
+
+    fn decide(
+        &mut self,
+        id: u64,
+        d: Decision,
+        now: Timestamp,
+    ) -> Result<Option<UpnpRule>, EditError> {
+        let mut next = self.table.clone();
+        let Some(rule) = next.decide(id, d, now) else {
+            return Err(EditError::NoSuchRequest(id));
+        };
+        let Some(rule) = rule else {
+            self.table = next;
+            return Ok(None);
+        };
+        let mut upnp = self.core.config.upnp.clone();
+        upnp.allow.push(rule.clone());
+        let p = self.core.propose(
+            Edit::Upnp {
+                if_match: None,
+                upnp,
+            },
+            now,
+            self.opts.trial_secs,
+        )?;
+        // The queue entry is gone only once the rule is in force.
+        self.enact(p, now)?;
+        self.table.decide(id, d, now);
+        Ok(Some(rule))
+    }
+
+    /// Removes expired mappings (the kernel closed them already) and audits them.
+    pub(super) fn expire_leases(&mut self, now: Timestamp) {
+        if self.table.next_expiry().is_none_or(|t| t > now) {
+            return;
+        }
+        let mut next = self.table.clone();
+        let gone = next.expire(now);
+        if let Err(e) = self.install_table(next, now) {
+            eprintln!("portcullis: removing expired mappings: {e}");
+            return;
+        }
+        for m in &gone {
+            self.audit(
+                "upnp.expire",
+                describe(m),
+                true,
+                format!("lease ended; {}", details(m, None)),
+            );
+        }
+    }
+
+    /// Writes `leases.json` to match the table.
+    pub(super) fn save_leases(&self) {
+        let Some(dir) = &self.opts.state_dir else {
+            return;
+        };
+        let path = dir.join(LEASES_FILE);
+        let text = serde_json::to_string_pretty(&self.table).unwrap_or_default();
+        if let Err(e) = store::save_atomic(&path, text.as_bytes()) {
+            eprintln!("portcullis: saving {}: {}", path.display(), chain(&e));
+        }
+    }
+
+    pub(super) fn audit(&self, action: &str, target: String, ok: bool, detail: String) {
+        (self.opts.notify)(&super::Event {
+            action: action.to_string(),
+            target,
+            ok,
+            detail,
+        });
+    }
+}
+
+impl Handle {
+    fn portmap<T>(&self, make: impl FnOnce(Sender<T>) -> PortmapCall) -> Result<T, CallError> {
+        self.call(|reply| Command::Portmap(make(reply)))
+    }
+
+    /// Removes mappings on the owner's behalf (the UI's revoke); returns the removed ones.
+    pub fn revoke(&self, r: Revoke) -> Result<Vec<Mapping>, CallError> {
+        self.portmap(|reply| PortmapCall::Revoke(r, reply))
+    }
+
+    /// The owner's answer to a pending request. `Always` adds a rule to the config and
+    /// returns it; `EditError::NotFound` when `id` is no longer pending.
+    pub fn decide(
+        &self,
+        id: u64,
+        d: Decision,
+    ) -> Result<Result<Option<UpnpRule>, EditError>, CallError> {
+        self.portmap(|reply| PortmapCall::Decide(id, d, reply))
+    }
+}
+
+/// The protocol servers' way to the owner: each call is one message and one reply.
+#[derive(Debug, Clone)]
+pub struct DaemonMapper {
+    handle: Handle,
+    started: Instant,
+}
+
+impl DaemonMapper {
+    /// A mapper whose epoch starts now (the protocols' epoch restarts with the daemon, and
+    /// the servers announce it, so clients renew their mappings).
+    pub fn new(handle: Handle) -> DaemonMapper {
+        DaemonMapper {
+            handle,
+            started: Instant::now(),
+        }
+    }
+}
+
+fn gone(e: CallError) -> Refusal {
+    Refusal::Failed(e.to_string())
+}
+
+impl Mapper for DaemonMapper {
+    fn map(&self, req: MapRequest) -> Result<Grant, Refusal> {
+        self.handle
+            .portmap(|reply| PortmapCall::Map(req, reply))
+            .map_err(gone)?
+    }
+
+    fn unmap(&self, req: Unmap) -> Result<Vec<Mapping>, Refusal> {
+        self.handle
+            .portmap(|reply| PortmapCall::Unmap(req, reply))
+            .map_err(gone)?
+    }
+
+    fn mappings(&self) -> Vec<Mapping> {
+        self.handle
+            .portmap(PortmapCall::List)
+            .map(|(m, _)| m)
+            .unwrap_or_default()
+    }
+
+    fn external(&self) -> ExternalAddress {
+        self.handle
+            .portmap(PortmapCall::List)
+            .map(|(_, e)| e)
+            .unwrap_or_default()
+    }
+
+    fn epoch_secs(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_gate_lets_one_line_a_minute_through_and_counts_the_rest() {
+        let mut g = AuditGate::default();
+        let h = Ipv4Addr::new(192, 168, 1, 10);
+        let t = Timestamp(1_000);
+        assert_eq!(g.pass(h, "refuse", t), Some(0));
+        assert_eq!(g.pass(h, "refuse", Timestamp(1_010)), None);
+        assert_eq!(g.pass(h, "refuse", Timestamp(1_059)), None);
+        assert_eq!(
+            g.pass(Ipv4Addr::new(192, 168, 1, 11), "refuse", t),
+            Some(0),
+            "other hosts are not held back"
+        );
+        assert_eq!(g.pass(h, "refuse", Timestamp(1_060)), Some(2));
+    }
+}

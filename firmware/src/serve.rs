@@ -9,7 +9,11 @@ use nix::sys::signal::{SigSet, Signal};
 use portcullis::config::{Config, Timestamp};
 use portcullis::daemon::{self, chain, control};
 use portcullis::engine::Engine;
+use portcullis::portmap::pmp_serve::PmpService;
+use portcullis::portmap::services::{self, Link, Supervisor};
+use portcullis::portmap::{LanSide, Mapper};
 use portcullis::{facts, store, web};
+use std::sync::Arc;
 
 use crate::engine_error;
 
@@ -251,11 +255,12 @@ pub(crate) fn serve(
             });
         })
     };
+    let (link, receiving) = Link::pair();
     let opts = daemon::OwnerOptions {
         trial_secs,
         state_dir: Some(dir.clone()),
         notify,
-        services: Default::default(),
+        services: link,
     };
     let (handle, join) = match daemon::spawn(engine, start, opts) {
         Ok(x) => x,
@@ -265,6 +270,14 @@ pub(crate) fn serve(
         }
     };
     eprintln!("portcullis: serving {}", saved.display());
+    let mapper: Arc<dyn Mapper> = Arc::new(daemon::DaemonMapper::new(handle.clone()));
+    let portmap = match Supervisor::spawn(receiving, mapper, portmap_servers()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("portcullis: port-mapping supervisor not started: {e}");
+            None
+        }
+    };
     let control_socket = match control::serve(saved, handle.clone()) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -306,10 +319,23 @@ pub(crate) fn serve(
     if let Some(w) = web {
         w.stop();
     }
+    // Servers first (UPnP says goodbye while the owner still answers).
+    if let Some(p) = portmap {
+        p.stop();
+    }
     handle.shutdown();
     let _ = join.join();
     if let Ok(mut a) = audit.lock() {
         let _ = a.flush();
     }
     ExitCode::SUCCESS
+}
+
+/// The port-mapping servers the supervisor runs while the `upnp` mode is not off.
+fn portmap_servers() -> Vec<(&'static str, services::Start)> {
+    let pmp: services::Start = Box::new(|lan: &LanSide, mapper: Arc<dyn Mapper>| {
+        let s = PmpService::start(lan, mapper).map_err(|e| chain(&e))?;
+        Ok(Box::new(move || s.stop()) as services::Stop)
+    });
+    vec![("NAT-PMP/PCP", pmp)]
 }

@@ -215,7 +215,7 @@ fn switching_the_mode_off_closes_every_mapping_at_once_and_revoke_closes_one() {
             external_port: 50010,
         })
         .expect("revoked");
-    assert_eq!(gone.len(), 1);
+    assert_eq!(gone.expect("installed").len(), 1);
     let udp = ns.set("allow_udp");
     assert!(!udp.contains("50010") && udp.contains("50011"), "{udp}");
     let mut upnp = handle.config().expect("config").upnp;

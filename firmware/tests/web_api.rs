@@ -1750,12 +1750,7 @@ fn upnp_section_mappings_revoke_and_approval_queue() {
         &json!({ "decision": "always" }),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.json()["rule"]["hosts"][0],
-        "192.168.1.10",
-        "{}",
-        r.text()
-    );
+    assert_eq!(r.json()["rule"]["hosts"][0], "192.168.1.10", "{}", r.text());
     assert_eq!(
         a.post(
             &format!("/api/v1/upnp/pending/{id}"),

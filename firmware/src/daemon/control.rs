@@ -153,6 +153,10 @@ fn answer(mut conn: UnixStream, handle: &Handle) -> std::io::Result<()> {
                 Ok(st) => {
                     let mut v = serde_json::to_value(st).unwrap_or_default();
                     let mut text = crate::status::render_text(st);
+                    text.push_str(&crate::status::render_mappings(
+                        &s.portmap.mappings,
+                        s.taken_at,
+                    ));
                     if let super::Health::SafeMode { reason } = &s.health {
                         text = format!("SAFE MODE (nothing is forwarded): {reason}\n{text}");
                     }
@@ -160,6 +164,10 @@ fn answer(mut conn: UnixStream, handle: &Handle) -> std::io::Result<()> {
                         o.insert(
                             "health".into(),
                             serde_json::to_value(&s.health).unwrap_or_default(),
+                        );
+                        o.insert(
+                            "mappings".into(),
+                            serde_json::to_value(&s.portmap.mappings).unwrap_or_default(),
                         );
                     }
                     json!({"ok": true, "status": v, "text": text})

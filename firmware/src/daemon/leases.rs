@@ -32,7 +32,7 @@ pub enum PortmapCall {
     Unmap(Unmap, Sender<Result<Vec<Mapping>, Refusal>>),
     /// The live mappings and the external address.
     List(Sender<(Vec<Mapping>, ExternalAddress)>),
-    Revoke(Revoke, Sender<Vec<Mapping>>),
+    Revoke(Revoke, Sender<Result<Vec<Mapping>, Refusal>>),
     Decide(u64, Decision, Sender<Result<Option<UpnpRule>, EditError>>),
 }
 
@@ -136,12 +136,10 @@ impl Owner {
                 let _ = reply.send((self.table.mappings(), self.external()));
             }
             PortmapCall::Revoke(r, reply) => {
-                let gone = self
-                    .change(now, "upnp.revoke", "revoked by the owner", |t| {
-                        Ok::<_, Refusal>(t.revoke(&r))
-                    })
-                    .unwrap_or_default();
-                let _ = reply.send(gone);
+                let r = self.change(now, "upnp.close", "revoked by the owner", |t| {
+                    Ok::<_, Refusal>(t.revoke(&r))
+                });
+                let _ = reply.send(r);
             }
             PortmapCall::Decide(id, d, reply) => {
                 let r = self.decide(id, d, now);
@@ -326,8 +324,9 @@ impl Handle {
         self.call(|reply| Command::Portmap(make(reply)))
     }
 
-    /// Removes mappings on the owner's behalf (the UI's revoke); returns the removed ones.
-    pub fn revoke(&self, r: Revoke) -> Result<Vec<Mapping>, CallError> {
+    /// Removes mappings on the owner's behalf (the UI's revoke); returns the removed ones,
+    /// or `Refusal::Failed` when the kernel refused the change (nothing was removed).
+    pub fn revoke(&self, r: Revoke) -> Result<Result<Vec<Mapping>, Refusal>, CallError> {
         self.portmap(|reply| PortmapCall::Revoke(r, reply))
     }
 

@@ -208,7 +208,11 @@ pub(super) fn upnp_put(app: &App, call: &Call<'_>) -> Response {
 /// Sends a revoke to the owner and audits it.
 fn revoke(app: &App, call: &Call<'_>, r: Revoke, target: &str) -> Result<Vec<Mapping>, Response> {
     match app.daemon.revoke(r) {
-        Ok(removed) => {
+        Ok(Err(refused)) => {
+            app.audit(call, "upnp.revoke", target, false, &refused.to_string());
+            Err(Response::error(500, &refused.to_string()))
+        }
+        Ok(Ok(removed)) => {
             app.audit(
                 call,
                 "upnp.revoke",

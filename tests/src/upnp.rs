@@ -352,6 +352,21 @@ pub fn soap_ready(t: &Topology, daemon: &Daemon) -> Soap {
     })
 }
 
+/// Waits until NAT-PMP answers an external-address request on the LAN address.
+pub fn pmp_ready(t: &Topology, daemon: &Daemon) {
+    let ok = poll::until_true(Duration::from_secs(10), || {
+        natpmpc(&t.lan, ROUTER_LAN, &[])
+            .stdout
+            .contains("Public IP address")
+    });
+    assert!(
+        ok,
+        "NAT-PMP never answered\nlistening:\n{}\n{}",
+        listening(&t.router),
+        daemon.logs()
+    );
+}
+
 /// `ss -lntu` of namespace `ns`: every listening socket, for failure messages.
 pub fn listening(ns: &str) -> String {
     let mut c = Command::new("ip");

@@ -20,23 +20,13 @@ fn allow_list() -> Config {
     Config::new().upnp(&section("allow_list", &[RULE_LAN_HOST]))
 }
 
-/// Waits until NAT-PMP answers on the LAN address (an external-address request).
-fn pmp_ready(t: &Topology, logs: impl Fn() -> String) {
-    let ok = poll::until_true(Duration::from_secs(10), || {
-        natpmpc(&t.lan, ROUTER_LAN, &[])
-            .stdout
-            .contains("Public IP address")
-    });
-    assert!(ok, "NAT-PMP never answered\n{}", logs());
-}
-
 #[test]
 fn natpmp_maps_udp_and_lifetime_zero_deletes() {
     upnp::require_tools();
     let t = Topology::new();
     let cli = t.cli();
     let daemon = upnp::serve(&cli, &allow_list());
-    pmp_ready(&t, || daemon.logs());
+    upnp::pmp_ready(&t, &daemon);
     let _srv = Server::udp(&t.lan, sa(LAN_HOST, 50001), "lan:50001");
     let wan = || clients::udp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 50001));
     assert!(wan().is_err(), "open before the mapping");
@@ -83,7 +73,7 @@ fn pcp_map_renews_with_its_nonce_only_and_lifetime_zero_deletes() {
     let t = Topology::new();
     let cli = t.cli();
     let daemon = upnp::serve(&cli, &allow_list());
-    pmp_ready(&t, || daemon.logs());
+    upnp::pmp_ready(&t, &daemon);
     let _srv = Server::tcp(&t.lan, sa(LAN_HOST, 50002), "lan:50002");
     let wan = || clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 50002));
     let nonce = *b"e2e-nonce-01";
@@ -150,7 +140,7 @@ fn a_lease_ends_on_time_with_the_daemon_killed() {
     let t = Topology::new();
     let cli = t.cli();
     let mut daemon = upnp::serve(&cli, &allow_list());
-    pmp_ready(&t, || daemon.logs());
+    upnp::pmp_ready(&t, &daemon);
     let _srv = Server::tcp(&t.lan, sa(LAN_HOST, 50003), "lan:50003");
     let wan = || clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 50003));
 

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use portcullis_e2e::clients;
 use portcullis_e2e::flow::{TcpSink, TcpStream};
+use portcullis_e2e::netns;
+use portcullis_e2e::pcp_client::{self, MapRequest, MapResponse};
 use portcullis_e2e::poll;
 use portcullis_e2e::servers::{sa, Server};
 use portcullis_e2e::upnp::{self, natpmpc, section, upnpc, upnpc_mapped, RULE_LAN_HOST};
@@ -27,26 +29,22 @@ fn switching_upnp_off_closes_every_mapping_and_cuts_open_flows() {
     let cli = t.cli();
     let on = Config::new().upnp(&section("allow_list", &[RULE_LAN_HOST]));
     let daemon = upnp::serve(&cli, &on);
-    upnp::soap_ready(&t, &daemon);
+    upnp::pmp_ready(&t, &daemon);
     let sink = TcpSink::start(&t.lan, sa(LAN_HOST, 50000));
     let _udp = Server::udp(&t.lan, sa(LAN_HOST, 50001), "lan:50001");
-    let add = upnpc(
-        &t.lan,
-        &[
-            "-i",
-            "-e",
-            "flow",
-            "-a",
-            "192.168.1.10",
-            "50000",
-            "50000",
-            "TCP",
-            "600",
-        ],
-    );
-    assert!(upnpc_mapped(&add), "{}\n{}", add.story(), daemon.logs());
-    let pmp = natpmpc(&t.lan, ROUTER_LAN, &["-a", "50001", "50001", "udp", "600"]);
+    // One mapping by NAT-PMP (TCP, the flow's) and one by PCP (UDP).
+    let pmp = natpmpc(&t.lan, ROUTER_LAN, &["-a", "50000", "50000", "tcp", "600"]);
     assert!(pmp.stdout.contains("Mapped public port"), "{}", pmp.story());
+    let req = MapRequest::new(LAN_HOST, *b"policy-nonce", 17, 50001, 600).encode();
+    let answer = netns::run_in(&t.lan, || {
+        let s = pcp_client::socket_here(LAN_HOST, Duration::from_secs(2));
+        pcp_client::exchange(&s, sa(ROUTER_LAN, pcp_client::PORT), &req)
+    });
+    let answer = answer.map(|a| MapResponse::parse(&a));
+    assert!(
+        matches!(answer, Some(Ok(ref r)) if r.result == 0),
+        "PCP map: {answer:?}"
+    );
     assert!(clients::udp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 50001)).is_ok());
 
     let _peer = TcpStream::start(&t.wan, WAN_HOST, sa(ROUTER_WAN, 50000));

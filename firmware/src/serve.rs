@@ -9,6 +9,7 @@ use nix::sys::signal::{SigSet, Signal};
 use portcullis::config::{Config, Timestamp};
 use portcullis::daemon::{self, chain, control};
 use portcullis::engine::Engine;
+use portcullis::portmap::igd_serve::{self, IgdOptions};
 use portcullis::portmap::pmp_serve::PmpService;
 use portcullis::portmap::services::{self, Link, Supervisor};
 use portcullis::portmap::{LanSide, Mapper};
@@ -271,7 +272,7 @@ pub(crate) fn serve(
     };
     eprintln!("portcullis: serving {}", saved.display());
     let mapper: Arc<dyn Mapper> = Arc::new(daemon::DaemonMapper::new(handle.clone()));
-    let portmap = match Supervisor::spawn(receiving, mapper, portmap_servers()) {
+    let portmap = match Supervisor::spawn(receiving, mapper, portmap_servers(dir.clone())) {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("portcullis: port-mapping supervisor not started: {e}");
@@ -331,11 +332,20 @@ pub(crate) fn serve(
     ExitCode::SUCCESS
 }
 
-/// The port-mapping servers the supervisor runs while the `upnp` mode is not off.
-fn portmap_servers() -> Vec<(&'static str, services::Start)> {
+/// The port-mapping servers the supervisor runs while the `upnp` mode is not off; the UPnP
+/// gate's private socket lives in `run_dir` (the config's directory).
+fn portmap_servers(run_dir: std::path::PathBuf) -> Vec<(&'static str, services::Start)> {
+    let igd: services::Start = Box::new(move |lan: &LanSide, mapper: Arc<dyn Mapper>| {
+        let opts = IgdOptions {
+            run_dir: run_dir.clone(),
+            web_port: lan.web_port,
+        };
+        let s = igd_serve::start_with(lan, mapper, &opts).map_err(|e| chain(&e))?;
+        Ok(Box::new(move || s.stop()) as services::Stop)
+    });
     let pmp: services::Start = Box::new(|lan: &LanSide, mapper: Arc<dyn Mapper>| {
         let s = PmpService::start(lan, mapper).map_err(|e| chain(&e))?;
         Ok(Box::new(move || s.stop()) as services::Stop)
     });
-    vec![("NAT-PMP/PCP", pmp)]
+    vec![("UPnP IGD", igd), ("NAT-PMP/PCP", pmp)]
 }

@@ -286,6 +286,8 @@ pub struct LanSide {
     pub subnets: Vec<Ipv4Net>,
     /// TCP port of the UPnP description and SOAP control server.
     pub http_port: u16,
+    /// TCP port of the web UI (the UPnP description's presentation URL points at it).
+    pub web_port: u16,
 }
 
 impl LanSide {

@@ -64,6 +64,7 @@ fn serves_lan_hosts_on_loopback_and_announces() {
         addrs: vec![Ipv4Addr::new(127, 0, 0, 1)],
         subnets: vec![Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 30).unwrap()],
         http_port: 0,
+        web_port: 80,
     };
     let wait = Some(Duration::from_secs(5));
     let listener = UdpSocket::bind("127.0.0.2:0").unwrap();

@@ -136,6 +136,7 @@ fn wanted(cfg: &Config) -> Option<Result<LanSide, String>> {
         addrs,
         subnets: cfg.lan.subnets.clone(),
         http_port: IGD_HTTP_PORT,
+        web_port: cfg.management.http_port,
     }))
 }
 

@@ -128,7 +128,8 @@ pub(crate) fn route(site: &Site, mapper: &dyn Mapper, req: &Request, now: Timest
         } else if let Some(action) = req.header("SOAPAction") {
             let caller = Caller {
                 peer,
-                mac: None,
+                // For MAC rules and the UI; the kernel's neighbour table is the source.
+                mac: crate::portmap::neigh::mac_of(peer),
                 now,
             };
             let r = soap::control(service, Some(action), &req.body, &caller, mapper);
@@ -174,6 +175,7 @@ mod tests {
                 addrs: vec![Ipv4Addr::new(192, 168, 1, 1)],
                 subnets: vec![Ipv4Net::new(Ipv4Addr::new(192, 168, 1, 0), 24).unwrap()],
                 http_port: 5000,
+                web_port: 80,
             },
             udns: Udns::from_mac(&[2, 0, 0, 0, 0, 1]),
             web_port: 80,

@@ -91,6 +91,7 @@ fn the_igd_on_loopback_announces_answers_describes_and_controls() {
         addrs: vec![Ipv4Addr::LOCALHOST],
         subnets: vec![Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).unwrap()],
         http_port: 0,
+        web_port: 80,
     };
     let ports = Ports {
         ssdp_bind: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),

@@ -6,9 +6,9 @@
 //! 1. Mappings per second: one LAN client sends 1,000 SOAP AddPortMapping requests, one
 //!    TCP connection each as upnpc does, to the control URL the root description names.
 //! 2. The daemon's resident memory (VmRSS) with those 1,000 mappings live.
-//! 3. Installed size: miniupnpd's binary plus the shared libraries it needs that a base
-//!    Debian system does not already have (libmnl, libnftnl; libc is not counted), versus
-//!    our one static binary (which also does everything else the router does).
+//! 3. Installed size: each binary plus the shared libraries it needs beyond the C library,
+//!    the loader and libgcc_s, which every Debian system has (miniupnpd: libmnl, libnftnl; ours: the
+//!    binary `PORTCULLIS_BIN` names, which also does everything else the router does).
 //!
 //! miniupnpd runs in the router namespace only (`ip netns exec`), with its own nftables
 //! table created there first, so it never sees the host's firewall.
@@ -110,8 +110,9 @@ fn kib(bytes: u64) -> String {
     format!("{} KiB", bytes / 1024)
 }
 
-/// The miniupnpd binary plus its libraries other than the C library and the loader.
-fn miniupnpd_installed(bin: &Path) -> String {
+/// A binary plus the shared libraries it needs beyond what every Debian system has (the C
+/// library, the loader, libgcc_s).
+fn installed(bin: &Path) -> String {
     let ldd = Command::new("ldd").arg(bin).output().map(|o| o.stdout);
     let text = String::from_utf8_lossy(&ldd.unwrap_or_default()).into_owned();
     let mut total = size_of(bin);
@@ -120,12 +121,19 @@ fn miniupnpd_installed(bin: &Path) -> String {
         let Some((name, rest)) = line.trim().split_once(" => ") else {
             continue;
         };
-        if name.starts_with("libc.so") || name.starts_with("ld-linux") {
+        // In Debian's `required` set (libc6, libgcc-s1): on every system already.
+        if ["libc.so", "ld-linux", "libgcc_s.so"]
+            .iter()
+            .any(|base| name.starts_with(base))
+        {
             continue;
         }
         let path = rest.split_whitespace().next().unwrap_or("");
         total += size_of(Path::new(path));
         libs.push(name.to_owned());
+    }
+    if libs.is_empty() {
+        return format!("{} (binary only)", kib(total));
     }
     format!(
         "{} (binary {} + {})",
@@ -222,7 +230,7 @@ fn miniupnpd() -> Result<Figures, String> {
         per_sec,
         median_ms,
         rss_kib,
-        installed: miniupnpd_installed(&bin),
+        installed: installed(&bin),
     })
 }
 
@@ -248,9 +256,6 @@ fn portcullis() -> Result<Figures, String> {
         per_sec,
         median_ms,
         rss_kib,
-        installed: format!(
-            "{} (one static binary, whole router)",
-            kib(size_of(&cli.bin))
-        ),
+        installed: format!("{}, the whole router", installed(&cli.bin)),
     })
 }

@@ -178,7 +178,7 @@ fn apply(file: &str, saved: &std::path::Path) -> ExitCode {
         let _ = std::fs::create_dir_all(dir);
     }
     let request = control::Request::Apply {
-        config: Box::new(cfg.clone()),
+        config: serde_json::from_str(&cfg.to_json()).unwrap_or_default(),
     };
     // While a daemon runs, it applies (it owns the config); otherwise we do, holding its lock.
     let _lock = match control::request(saved, &request) {

@@ -60,7 +60,7 @@ pub enum ControlError {
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     /// Replace the whole config (`portcullis apply`).
-    Apply { config: Box<Config> },
+    Apply { config: Value },
     /// Status and health (`portcullis status`).
     Status,
 }
@@ -146,7 +146,7 @@ fn answer(mut conn: UnixStream, handle: &Handle) -> std::io::Result<()> {
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut body = Vec::new();
     (&mut conn).take(MAX_REQUEST).read_to_end(&mut body)?;
-    let reply = match serde_json::from_slice::<Request>(&body) {
+    let reply = match crate::store::json::<Request>(&body) {
         Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
         Ok(Request::Status) => match handle.snapshot() {
             Ok(s) => match &s.status {
@@ -176,16 +176,24 @@ fn answer(mut conn: UnixStream, handle: &Handle) -> std::io::Result<()> {
             },
             Err(e) => json!({"ok": false, "error": e.to_string()}),
         },
-        Ok(Request::Apply { config }) => match handle.edit(Edit::Replace(config)) {
-            Ok(Ok(a)) => json!({"ok": true, "report": a.report}),
-            Ok(Err(EditError::Invalid(r))) => {
-                json!({"ok": false, "error": "config refused", "report": r})
-            }
-            Ok(Err(e)) => json!({"ok": false, "error": chain(&e)}),
-            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        Ok(Request::Apply { config }) => match Config::parse(&config.to_string()) {
+            Err(e) => json!({"ok": false, "error": format!("bad config: {}", chain(&e))}),
+            Ok(config) => apply_reply(handle.edit(Edit::Replace(Box::new(config)))),
         },
     };
     conn.write_all(serde_json::to_string(&reply).unwrap_or_default().as_bytes())
+}
+
+/// The answer to an apply.
+fn apply_reply(r: Result<Result<super::Applied, EditError>, super::CallError>) -> Value {
+    match r {
+        Ok(Ok(a)) => json!({"ok": true, "report": a.report}),
+        Ok(Err(EditError::Invalid(r))) => {
+            json!({"ok": false, "error": "config refused", "report": r})
+        }
+        Ok(Err(e)) => json!({"ok": false, "error": chain(&e)}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    }
 }
 
 /// What the daemon answered.
@@ -229,7 +237,7 @@ pub fn request(saved: &Path, req: &Request) -> Result<Result<Reply, DaemonLock>,
     conn.shutdown(std::net::Shutdown::Write).map_err(io)?;
     let mut body = Vec::new();
     conn.take(MAX_REQUEST).read_to_end(&mut body).map_err(io)?;
-    let v: Value = serde_json::from_slice(&body).map_err(ControlError::Answer)?;
+    let v: Value = crate::store::json(&body).map_err(ControlError::Answer)?;
     if v["ok"] == Value::Bool(true) {
         return Ok(Ok(Reply::Ok(v)));
     }

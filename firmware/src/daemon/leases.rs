@@ -27,13 +27,25 @@ const AUDIT_EVERY_SECS: u64 = 60;
 const AUDIT_HOSTS: usize = 1_024;
 
 /// Requests about port mappings, sent to the owner by [`DaemonMapper`] and the web API.
+/// Every answer comes back as one [`PortmapReply`] type: each distinct channel type is
+/// another copy of the channel code in the router's binary.
+#[derive(Debug)]
 pub enum PortmapCall {
-    Map(MapRequest, Sender<Result<Grant, Refusal>>),
-    Unmap(Unmap, Sender<Result<Vec<Mapping>, Refusal>>),
+    Map(MapRequest),
+    Unmap(Unmap),
     /// The live mappings and the external address.
-    List(Sender<(Vec<Mapping>, ExternalAddress)>),
-    Revoke(Revoke, Sender<Result<Vec<Mapping>, Refusal>>),
-    Decide(u64, Decision, Sender<Result<Option<UpnpRule>, EditError>>),
+    List,
+    Revoke(Revoke),
+    Decide(u64, Decision),
+}
+
+/// The owner's answer to a [`PortmapCall`] (the variant matching the call).
+#[derive(Debug)]
+pub enum PortmapReply {
+    Granted(Result<Grant, Refusal>),
+    Removed(Result<Vec<Mapping>, Refusal>),
+    Listed(Vec<Mapping>, ExternalAddress),
+    Decided(Result<Option<UpnpRule>, EditError>),
 }
 
 /// What the UI shows about mappings, taken with the rest of a snapshot.
@@ -107,7 +119,7 @@ pub(super) fn load(dir: &Path, now: Timestamp) -> Table {
     let Ok(bytes) = std::fs::read(&path) else {
         return Table::default();
     };
-    match serde_json::from_slice::<Table>(&bytes) {
+    match store::json::<Table>(&bytes) {
         Ok(t) => Table::with(t.mappings(), now),
         Err(e) => {
             eprintln!(
@@ -122,29 +134,22 @@ pub(super) fn load(dir: &Path, now: Timestamp) -> Table {
 }
 
 impl Owner {
-    pub(super) fn portmap(&mut self, call: PortmapCall, now: Timestamp) {
+    pub(super) fn portmap(&mut self, call: PortmapCall, now: Timestamp) -> PortmapReply {
         match call {
-            PortmapCall::Map(req, reply) => {
-                let r = self.map(&req, now);
-                let _ = reply.send(r);
+            PortmapCall::Map(req) => PortmapReply::Granted(self.map(&req, now)),
+            PortmapCall::Unmap(u) => PortmapReply::Removed(self.change(
+                now,
+                "upnp.delete",
+                "deleted by the client",
+                |t| t.unmap(&u),
+            )),
+            PortmapCall::List => PortmapReply::Listed(self.table.mappings(), self.external()),
+            PortmapCall::Revoke(r) => {
+                PortmapReply::Removed(self.change(now, "upnp.close", "revoked by the owner", |t| {
+                    Ok(t.revoke(&r))
+                }))
             }
-            PortmapCall::Unmap(u, reply) => {
-                let r = self.change(now, "upnp.delete", "deleted by the client", |t| t.unmap(&u));
-                let _ = reply.send(r);
-            }
-            PortmapCall::List(reply) => {
-                let _ = reply.send((self.table.mappings(), self.external()));
-            }
-            PortmapCall::Revoke(r, reply) => {
-                let r = self.change(now, "upnp.close", "revoked by the owner", |t| {
-                    Ok::<_, Refusal>(t.revoke(&r))
-                });
-                let _ = reply.send(r);
-            }
-            PortmapCall::Decide(id, d, reply) => {
-                let r = self.decide(id, d, now);
-                let _ = reply.send(r);
-            }
+            PortmapCall::Decide(id, d) => PortmapReply::Decided(self.decide(id, d, now)),
         }
     }
 
@@ -320,24 +325,41 @@ impl Owner {
 }
 
 impl Handle {
-    fn portmap<T>(&self, make: impl FnOnce(Sender<T>) -> PortmapCall) -> Result<T, CallError> {
-        self.call(|reply| Command::Portmap(make(reply)))
+    fn portmap(&self, call: PortmapCall) -> Result<PortmapReply, CallError> {
+        self.call(|reply: Sender<PortmapReply>| Command::Portmap(call, reply))
+    }
+
+    fn removed(&self, call: PortmapCall) -> Result<Result<Vec<Mapping>, Refusal>, CallError> {
+        match self.portmap(call)? {
+            PortmapReply::Removed(r) => Ok(r),
+            _ => Err(CallError::Gone),
+        }
+    }
+
+    fn listed(&self) -> Result<(Vec<Mapping>, ExternalAddress), CallError> {
+        match self.portmap(PortmapCall::List)? {
+            PortmapReply::Listed(m, e) => Ok((m, e)),
+            _ => Err(CallError::Gone),
+        }
     }
 
     /// Removes mappings on the owner's behalf (the UI's revoke); returns the removed ones,
     /// or `Refusal::Failed` when the kernel refused the change (nothing was removed).
     pub fn revoke(&self, r: Revoke) -> Result<Result<Vec<Mapping>, Refusal>, CallError> {
-        self.portmap(|reply| PortmapCall::Revoke(r, reply))
+        self.removed(PortmapCall::Revoke(r))
     }
 
     /// The owner's answer to a pending request. `Always` adds a rule to the config and
-    /// returns it; `EditError::NotFound` when `id` is no longer pending.
+    /// returns it; `EditError::NoSuchRequest` when `id` is no longer pending.
     pub fn decide(
         &self,
         id: u64,
         d: Decision,
     ) -> Result<Result<Option<UpnpRule>, EditError>, CallError> {
-        self.portmap(|reply| PortmapCall::Decide(id, d, reply))
+        match self.portmap(PortmapCall::Decide(id, d))? {
+            PortmapReply::Decided(r) => Ok(r),
+            _ => Err(CallError::Gone),
+        }
     }
 }
 
@@ -365,29 +387,22 @@ fn gone(e: CallError) -> Refusal {
 
 impl Mapper for DaemonMapper {
     fn map(&self, req: MapRequest) -> Result<Grant, Refusal> {
-        self.handle
-            .portmap(|reply| PortmapCall::Map(req, reply))
-            .map_err(gone)?
+        match self.handle.portmap(PortmapCall::Map(req)).map_err(gone)? {
+            PortmapReply::Granted(r) => r,
+            _ => Err(gone(CallError::Gone)),
+        }
     }
 
     fn unmap(&self, req: Unmap) -> Result<Vec<Mapping>, Refusal> {
-        self.handle
-            .portmap(|reply| PortmapCall::Unmap(req, reply))
-            .map_err(gone)?
+        self.handle.removed(PortmapCall::Unmap(req)).map_err(gone)?
     }
 
     fn mappings(&self) -> Vec<Mapping> {
-        self.handle
-            .portmap(PortmapCall::List)
-            .map(|(m, _)| m)
-            .unwrap_or_default()
+        self.handle.listed().map(|(m, _)| m).unwrap_or_default()
     }
 
     fn external(&self) -> ExternalAddress {
-        self.handle
-            .portmap(PortmapCall::List)
-            .map(|(_, e)| e)
-            .unwrap_or_default()
+        self.handle.listed().map(|(_, e)| e).unwrap_or_default()
     }
 
     fn epoch_secs(&self) -> u32 {

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use self::core::Health;
 use self::core::{Core, Event, Proposal, Trial, TrialChange};
 pub use self::edit::{etag, Applied, Edit, EditError, Kind, Settings};
-pub use self::leases::{DaemonMapper, PortmapCall, PortmapView, LEASES_FILE};
+pub use self::leases::{DaemonMapper, PortmapCall, PortmapReply, PortmapView, LEASES_FILE};
 use crate::config::{Config, Timestamp};
 use crate::engine::{Engine, EngineError};
 use crate::facts;
@@ -56,7 +56,7 @@ pub enum Command {
     /// Keep the settings on trial; replies whether a trial was running.
     Confirm { reply: Sender<bool> },
     /// Port mappings: a protocol server's request, or the owner's revoke and decisions.
-    Portmap(PortmapCall),
+    Portmap(PortmapCall, Sender<PortmapReply>),
     /// Stop the owner thread (the ruleset stays installed).
     Shutdown,
 }
@@ -68,7 +68,7 @@ impl std::fmt::Debug for Command {
             Command::Snapshot { .. } => "Snapshot",
             Command::Reload { .. } => "Reload",
             Command::Confirm { .. } => "Confirm",
-            Command::Portmap(_) => "Portmap",
+            Command::Portmap(..) => "Portmap",
             Command::Shutdown => "Shutdown",
         })
     }
@@ -369,7 +369,9 @@ impl Owner {
                 }
                 let _ = reply.send(had);
             }
-            Command::Portmap(call) => self.portmap(call, now),
+            Command::Portmap(call, reply) => {
+                let _ = reply.send(self.portmap(call, now));
+            }
             Command::Shutdown => {}
         }
     }
@@ -571,7 +573,7 @@ impl Owner {
 /// and ignored (the settings in the saved config stay).
 fn load_trial(path: &std::path::Path) -> Option<Trial> {
     let bytes = std::fs::read(path).ok()?;
-    match serde_json::from_slice::<Trial>(&bytes) {
+    match store::json::<Trial>(&bytes) {
         Ok(t) => Some(t),
         Err(e) => {
             eprintln!(

@@ -262,13 +262,13 @@ fn load(p: &Path) -> Result<Saved, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Saved::default()),
         Err(e) => return Err(e.to_string()),
     };
-    if let Ok(entries) = serde_json::from_slice::<VecDeque<Entry>>(&bytes) {
+    if let Ok(entries) = crate::store::json::<VecDeque<Entry>>(&bytes) {
         return Ok(Saved {
             entries,
             failed_logins: VecDeque::new(),
         });
     }
-    serde_json::from_slice::<Saved>(&bytes).map_err(|e| e.to_string())
+    crate::store::json::<Saved>(&bytes).map_err(|e| e.to_string())
 }
 
 /// New connections seen on a forward or trigger between two status reads.

@@ -146,7 +146,7 @@ fn read(path: &Path) -> Result<Option<String>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("it cannot be read: {e}")),
     };
-    let s: Secrets = serde_json::from_slice(&bytes).map_err(|e| format!("it is not valid: {e}"))?;
+    let s: Secrets = crate::store::json(&bytes).map_err(|e| format!("it is not valid: {e}"))?;
     match s.password {
         Some(h) if auth::well_formed_hash(&h) => Ok(Some(h)),
         Some(_) => Err("its password hash is malformed".into()),

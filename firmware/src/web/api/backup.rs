@@ -57,7 +57,7 @@ pub(super) fn settings_get(app: &App, call: &Call<'_>) -> Response {
 
 /// The settings body; errors name the field.
 pub(super) fn parse_settings(body: &[u8]) -> Result<Settings, Response> {
-    serde_json::from_slice(body).map_err(|e| {
+    crate::store::json(body).map_err(|e| {
         let msg = e.to_string();
         let f = msg.split('`').nth(1).unwrap_or("").to_string();
         issue(&f, &msg)

@@ -421,7 +421,7 @@ fn issue(field: &str, message: &str) -> Response {
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
-    match serde_json::from_slice::<Value>(body) {
+    match crate::store::json::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(Response::error(400, "the body must be a JSON object")),
         Err(e) => Err(Response::error(400, &format!("the body is not JSON: {e}"))),

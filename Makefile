@@ -4,11 +4,16 @@
 SHELL := /bin/bash
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 OUT := out
-APT_PACKAGES := nftables iproute2 nmap socat iperf3 procps psmisc curl python3 chromium chromium-driver
+# miniupnpc, natpmpc: the UPnP / NAT-PMP clients of the port-mapping tests; miniupnpd-nftables:
+# the bench's reference daemon. That package has no maintainer scripts (the init script and
+# debconf questions live in `miniupnpd`, which is not installed), so nothing starts or touches
+# the host's firewall; the bench runs it inside a namespace only.
+APT_PACKAGES := nftables iproute2 nmap socat iperf3 procps psmisc curl python3 chromium chromium-driver \
+	miniupnpc natpmpc miniupnpd-nftables
 BIN := target/debug/portcullis
 RELEASE_BIN := target/release/portcullis
 
-.PHONY: all run demo test lint unit e2e bench deps toolchain build release clean \
+.PHONY: all run demo test lint unit e2e bench bench-portmap deps toolchain build release clean \
 	cross test-cross bench-size qemu qemu-image test-qemu bench-boot image
 
 all: build
@@ -69,6 +74,10 @@ test: deps lint
 bench: release
 	$(CARGO) build --release -p portcullis-e2e --benches
 	PORTCULLIS_BIN=$(CURDIR)/$(RELEASE_BIN) $(CARGO) bench -p portcullis-e2e
+
+## The port-mapping bench alone: Debian's miniupnpd against Portcullis (tests/benches/portmap.rs).
+bench-portmap: release
+	PORTCULLIS_BIN=$(CURDIR)/$(RELEASE_BIN) $(CARGO) bench -p portcullis-e2e --bench portmap
 
 clean:
 	$(CARGO) clean

@@ -13,6 +13,8 @@ pub struct Config {
     pub http_port: u16,
     pub forwards: Vec<Forward>,
     pub triggers: Vec<Trigger>,
+    /// The `upnp` section as raw JSON (an object), left out when None (the default: off).
+    pub upnp: Option<String>,
 }
 
 /// One port forward. Build with [`Forward::tcp`], [`Forward::udp`] or [`Forward::both`]
@@ -67,6 +69,7 @@ impl Config {
             http_port: 80,
             forwards: Vec::new(),
             triggers: Vec::new(),
+            upnp: None,
         }
     }
 
@@ -77,6 +80,12 @@ impl Config {
 
     pub fn trigger(mut self, t: Trigger) -> Config {
         self.triggers.push(t);
+        self
+    }
+
+    /// Sets the `upnp` section to `json` (an object, written as given).
+    pub fn upnp(mut self, json: &str) -> Config {
+        self.upnp = Some(json.to_owned());
         self
     }
 
@@ -103,6 +112,9 @@ impl Config {
             self.http_port
         );
         let forwards: Vec<String> = self.forwards.iter().map(Forward::to_json).collect();
+        if let Some(u) = &self.upnp {
+            let _ = writeln!(s, "  \"upnp\": {u},");
+        }
         let _ = writeln!(s, "  \"forwards\": [\n{}\n  ],", forwards.join(",\n"));
         let triggers: Vec<String> = self.triggers.iter().map(Trigger::to_json).collect();
         let _ = writeln!(s, "  \"triggers\": [\n{}\n  ]", triggers.join(",\n"));

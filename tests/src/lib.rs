@@ -6,7 +6,8 @@
 //! ([`servers`]); clients connect from a chosen source address with short timeouts
 //! ([`clients`]); [`cli`] runs the `portcullis` binary inside the router namespace;
 //! [`config`] writes config files; [`nft`] lists, loads and normalises rulesets;
-//! [`scan`] runs nmap; [`json`] reads `status --json`; [`poll`] waits with deadlines.
+//! [`scan`] runs nmap; [`json`] reads `status --json`; [`poll`] waits with deadlines;
+//! [`upnp`], [`pcp_client`] and [`web`] speak to the port-mapping servers and the web API.
 //!
 //! Everything here needs root (network namespaces, nftables).
 
@@ -17,11 +18,14 @@ pub mod flow;
 pub mod json;
 pub mod netns;
 pub mod nft;
+pub mod pcp_client;
 pub mod poll;
 pub mod scan;
 pub mod servers;
 pub mod time;
 pub mod topology;
+pub mod upnp;
+pub mod web;
 
 pub use clients::{Probe, ProbeError};
 pub use config::{Config, Forward, Trigger};

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use portcullis::config::{Config, ConfigError, Timestamp};
 use portcullis::daemon::{self, chain, control};
 use portcullis::engine::{Engine, EngineError};
+use portcullis::portmap::table::Policy;
 use portcullis::{facts, plan, readback, render, status, web};
 
 mod serve;
@@ -196,8 +197,22 @@ fn apply(file: &str, saved: &std::path::Path) -> ExitCode {
     if let Some(dir) = saved.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    match engine.apply_and_save(&cfg, Timestamp::now()) {
+    // Port mappings LAN devices hold stay open (no daemon serves them now, but their
+    // leases run on in the kernel), unless the new config no longer allows them.
+    let now = Timestamp::now();
+    let dir = control::state_dir(saved);
+    let mut leases = daemon::leases::load(&dir, now);
+    let closed = leases.reconcile(&Policy::of(&cfg));
+    engine.set_leases(leases.mappings());
+    match engine.apply_and_save(&cfg, now) {
         Ok(_) => {
+            daemon::leases::save(&dir, &leases);
+            for (m, why) in closed {
+                println!(
+                    "closed port mapping {}: {why}",
+                    daemon::leases::describe(&m)
+                );
+            }
             // A whole config states the whole intent: a settings trial left by a daemon
             // that died must not roll these settings back at the next start.
             let trial = control::state_dir(saved).join(daemon::TRIAL_FILE);
@@ -282,14 +297,27 @@ fn status_cmd(saved: &std::path::Path, json: bool) -> ExitCode {
         Ok(v) => v,
         Err(e) => return engine_error(&EngineError::Read(e)),
     };
-    let s = status::compute(&cfg, &view, Timestamp::now());
+    let now = Timestamp::now();
+    let s = status::compute(&cfg, &view, now);
+    // No daemon: the mappings its last run saved (their leases run on in the kernel).
+    let mappings = daemon::leases::read(&control::state_dir(saved), now)
+        .map(|t| t.mappings())
+        .unwrap_or_default();
     if json {
+        let mut v = serde_json::to_value(&s).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "mappings".into(),
+                serde_json::to_value(&mappings).unwrap_or_default(),
+            );
+        }
         stdout(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&s).unwrap_or_default()
+            serde_json::to_string_pretty(&v).unwrap_or_default()
         ));
     } else {
         stdout(&status::render_text(&s));
+        stdout(&status::render_mappings(&mappings, now));
     }
     ExitCode::SUCCESS
 }

@@ -272,3 +272,56 @@ fn ask_mode_always_adds_a_rule_to_the_config() {
     handle.shutdown();
     join.join().expect("owner stops");
 }
+
+/// Runs the CLI inside the namespace with the saved config of `ns`.
+fn cli(ns: &Ns, args: &[&str]) -> String {
+    let saved = ns.dir.join("config.json");
+    let saved = saved.to_str().expect("utf-8 path");
+    let mut all = vec![
+        "netns",
+        "exec",
+        &ns.name,
+        env!("CARGO_BIN_EXE_portcullis"),
+        "--config",
+        saved,
+    ];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+#[test]
+fn apply_without_a_daemon_keeps_the_leases_the_new_config_allows() {
+    let ns = Ns::new(CONFIG);
+    let (handle, join) = ns.owner();
+    DaemonMapper::new(handle.clone())
+        .map(req(50020, Proto::Tcp))
+        .expect("granted");
+    handle.shutdown();
+    join.join().expect("owner stops");
+    // The same policy with another forward: the lease stays in the kernel and in status.
+    let same = ns.dir.join("same.json");
+    std::fs::write(
+        &same,
+        CONFIG.replace(
+            r#""upnp""#,
+            r#""forwards": [{"name": "ssh", "protocol": "tcp", "external_port": "2222", "internal_host": "192.168.1.30", "internal_port": "22"}], "upnp""#,
+        ),
+    )
+    .expect("write");
+    cli(&ns, &["apply", same.to_str().expect("utf-8")]);
+    assert!(
+        ns.set("allow_tcp").contains("50020"),
+        "a direct apply dropped the lease"
+    );
+    assert!(
+        cli(&ns, &["status"]).contains("50020"),
+        "status lists the saved lease"
+    );
+    // Mode off: the lease closes and is no longer saved.
+    let off = ns.dir.join("off.json");
+    std::fs::write(&off, CONFIG.replace("allow_list", "off")).expect("write");
+    let out = cli(&ns, &["apply", off.to_str().expect("utf-8")]);
+    assert!(out.contains("closed port mapping tcp/50020"), "{out}");
+    assert!(!ns.set("allow_tcp").contains("50020"));
+    assert!(!saved_ports(&ns.leases_file()).contains("50020"));
+}

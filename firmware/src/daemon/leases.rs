@@ -112,24 +112,39 @@ fn details(m: &Mapping, lifetime: Option<u32>) -> String {
     d
 }
 
+/// Reads the saved mappings still live at `now`, touching nothing: Ok(empty) when there
+/// is no file, Err(why) when it is unreadable.
+pub fn read(dir: &Path, now: Timestamp) -> Result<Table, String> {
+    match std::fs::read(dir.join(LEASES_FILE)) {
+        Ok(bytes) => store::json::<Table>(&bytes)
+            .map(|t| Table::with(t.mappings(), now))
+            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Table::default()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Loads saved mappings; an unreadable file is kept aside and means none (the kernel's
 /// copies expire on their own).
-pub(super) fn load(dir: &Path, now: Timestamp) -> Table {
+pub fn load(dir: &Path, now: Timestamp) -> Table {
+    read(dir, now).unwrap_or_else(|e| {
+        let path = dir.join(LEASES_FILE);
+        eprintln!(
+            "portcullis: {} is unreadable ({e}); kept as {LEASES_FILE}.bad, no mappings restored",
+            path.display()
+        );
+        let _ = std::fs::rename(&path, dir.join(format!("{LEASES_FILE}.bad")));
+        Table::default()
+    })
+}
+
+/// Writes `leases.json` in `dir` to match `table` (a failure is logged: the kernel holds
+/// the mappings either way, and they expire on their own).
+pub fn save(dir: &Path, table: &Table) {
     let path = dir.join(LEASES_FILE);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Table::default();
-    };
-    match store::json::<Table>(&bytes) {
-        Ok(t) => Table::with(t.mappings(), now),
-        Err(e) => {
-            eprintln!(
-                "portcullis: {} is unreadable ({e}); kept as {}.bad, no mappings restored",
-                path.display(),
-                LEASES_FILE
-            );
-            let _ = std::fs::rename(&path, dir.join(format!("{LEASES_FILE}.bad")));
-            Table::default()
-        }
+    let text = serde_json::to_string_pretty(table).unwrap_or_default();
+    if let Err(e) = store::save_atomic(&path, text.as_bytes()) {
+        eprintln!("portcullis: saving {}: {}", path.display(), chain(&e));
     }
 }
 
@@ -304,13 +319,8 @@ impl Owner {
 
     /// Writes `leases.json` to match the table.
     pub(super) fn save_leases(&self) {
-        let Some(dir) = &self.opts.state_dir else {
-            return;
-        };
-        let path = dir.join(LEASES_FILE);
-        let text = serde_json::to_string_pretty(&self.table).unwrap_or_default();
-        if let Err(e) = store::save_atomic(&path, text.as_bytes()) {
-            eprintln!("portcullis: saving {}: {}", path.display(), chain(&e));
+        if let Some(dir) = &self.opts.state_dir {
+            save(dir, &self.table);
         }
     }
 

@@ -99,7 +99,9 @@
   }
 
   function rulesTable(cfg, tag, showForm) {
-    if (!cfg.allow.length) return h('p', { 'class': 'muted', id: 'upnp-rules-none', text: 'No rules: nothing is allowed without your approval.' });
+    // Only `ask` mode has approvals: in the other modes no rule means every request is refused.
+    if (!cfg.allow.length) return h('p', { 'class': 'muted', id: 'upnp-rules-none', text: cfg.mode === 'ask' ?
+      'No rules: every request waits for your approval.' : 'No rules: every request is refused.' });
     return h('table', { 'class': 'stack', id: 'upnp-rules' },
       h('thead', null, h('tr', null, ['Devices', 'Ports', 'Protocol', 'Lease', 'Comment', ''].map(function (t) { return h('th', { text: t }); }))),
       h('tbody', null, cfg.allow.map(function (r, i) {

@@ -7,10 +7,12 @@
 //! ([`clients`]); [`cli`] runs the `portcullis` binary inside the router namespace;
 //! [`config`] writes config files; [`nft`] lists, loads and normalises rulesets;
 //! [`scan`] runs nmap; [`json`] reads `status --json`; [`poll`] waits with deadlines;
-//! [`upnp`], [`pcp_client`] and [`web`] speak to the port-mapping servers and the web API.
+//! [`upnp`], [`pcp_client`] and [`web`] speak to the port-mapping servers and the web API;
+//! [`browser`] drives headless Chromium over WebDriver.
 //!
 //! Everything here needs root (network namespaces, nftables).
 
+pub mod browser;
 pub mod cli;
 pub mod clients;
 pub mod config;

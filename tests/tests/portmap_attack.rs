@@ -1,0 +1,110 @@
+//! Attacks on the port-mapping feature (issue 8 review). Each test here failed on the
+//! code as reviewed; together with the `attack_*` unit tests they are the evidence.
+//!
+//! Needs root, `make deps` (miniupnpc, natpmpc, nmap) and the `portcullis` binary.
+
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use portcullis_e2e::cli::Daemon;
+use portcullis_e2e::netns;
+use portcullis_e2e::pcp_client::{self, natpmp_map, PmpResponse};
+use portcullis_e2e::servers::sa;
+use portcullis_e2e::upnp::{self, section, RULE_LAN_HOST};
+use portcullis_e2e::web::Api;
+use portcullis_e2e::{Config, Topology, LAN_HOST, ROUTER_LAN};
+use serde_json::Value;
+
+fn allow_list(t: &Topology) -> Daemon {
+    upnp::require_tools();
+    let cli = t.cli();
+    let daemon = upnp::serve(&cli, &Config::new().upnp(&section("allow_list", &[RULE_LAN_HOST])));
+    upnp::pmp_ready(t, &daemon);
+    daemon
+}
+
+/// A body as sent, or with its chunked transfer coding removed (the API streams large
+/// answers chunked; `Api::call` hands back the raw body).
+fn dechunk(body: &str) -> String {
+    let looks_chunked = body
+        .split("\r\n")
+        .next()
+        .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !looks_chunked {
+        return body.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// GET `path` as JSON.
+fn get_json(api: &Api, path: &str) -> Value {
+    let (status, body) = api.call("GET", path, "");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    let body = dechunk(&body);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The audit entries (newest first) from GET /api/v1/log.
+fn audit(api: &Api) -> Vec<Value> {
+    let v = get_json(api, "/api/v1/log");
+    v["audit"].as_array().cloned().unwrap_or_default()
+}
+
+/// One LAN host maps and unmaps one allowed port with NAT-PMP, 200 times (a second or two
+/// at the server's own rate limit of 200 requests a second). Created and closed mappings
+/// are "always logged" and share the 300-entry audit ring with the owner's changes, so the
+/// churn pushes every earlier entry — here the first-boot setup — out of the log. The audit
+/// module promises that floods from the LAN (failed logins) never push a change out; a
+/// mapping churn does. (Each of those 400 requests also rewrites `leases.json`: 400 flash
+/// writes from one LAN program.)
+#[test]
+fn attack_natpmp_churn_does_not_push_the_owners_entries_out_of_the_audit_log() {
+    let t = Topology::new();
+    let daemon = allow_list(&t);
+    let api = Api::setup(&t.lan, sa(ROUTER_LAN, 80));
+    let before = audit(&api);
+    assert!(
+        before.iter().any(|e| e["action"] == "setup"),
+        "no setup entry to begin with: {before:?}"
+    );
+
+    let dst = SocketAddrV4::new(ROUTER_LAN, pcp_client::PORT);
+    let granted = netns::run_in(&t.lan, || {
+        let s = pcp_client::socket_here(LAN_HOST, Duration::from_secs(2));
+        let mut granted = 0u32;
+        for _ in 0..200 {
+            let map = pcp_client::exchange(&s, dst, &natpmp_map(false, 50005, 50005, 60));
+            if map
+                .and_then(|b| PmpResponse::parse(&b).ok())
+                .is_some_and(|r| r.result == 0 && r.lifetime > 0)
+            {
+                granted += 1;
+            }
+            let _ = pcp_client::exchange(&s, dst, &natpmp_map(false, 50005, 50005, 0));
+        }
+        granted
+    });
+    assert!(granted > 100, "only {granted} of 200 maps granted\n{}", daemon.logs());
+
+    let after = audit(&api);
+    let churn = after
+        .iter()
+        .filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with("upnp.")))
+        .count();
+    assert!(
+        after.iter().any(|e| e["action"] == "setup"),
+        "one LAN host's {granted} map/unmap cycles pushed the owner's setup entry out of \
+         the audit log ({churn} of its {} entries are upnp.*)",
+        after.len()
+    );
+}

@@ -385,14 +385,14 @@ fn attack_once_approval_of_any_port_does_not_open_a_risky_port() {
     assert_eq!(q[0].external_port, 0, "shown to the owner as 'any'");
     assert_eq!(t.decide(q[0].id, Decision::Once, T0), Some(None));
     let retry = req(Via::Natpmp, HOST, 3389, 8080);
-    match t.map(&p, &retry, T0) {
-        Ok(g) => assert_eq!(
-            g.mapping.external_port, 8080,
+    if let Ok(g) = t.map(&p, &retry, T0) {
+        assert_eq!(
+            g.mapping.external_port,
+            8080,
             "approving 'any port → 8080' once opened {}/tcp ({:?})",
             g.mapping.external_port,
             risky(g.mapping.external_port)
-        ),
-        Err(_) => {}
+        );
     }
 }
 
@@ -415,4 +415,27 @@ fn attack_reconcile_clamps_leases_to_a_lowered_maximum() {
         !closed.is_empty() || left.iter().all(|&s| s <= 60),
         "max_lease_secs lowered to 60, yet the lease keeps {left:?} s"
     );
+}
+
+/// The owner approves once "tcp 6000 → 192.168.1.10:6000" (what the queue showed). The
+/// client then re-adds the same external port pointing at another internal port — here
+/// 3389, the host's Remote Desktop — and the refresh of an approved mapping takes any
+/// internal port without asking again: the owner approved 6000 → 6000, not 6000 → 3389.
+#[test]
+fn attack_refresh_of_a_once_approved_mapping_keeps_the_approved_internal_port() {
+    let p = policy(UpnpMode::Ask, "[]");
+    let mut t = Table::default();
+    let r = req(Via::Upnp, HOST, 6000, 6000);
+    assert_eq!(t.map(&p, &r, T0), Err(Refusal::Pending));
+    let id = t.pending()[0].id;
+    assert_eq!(t.decide(id, Decision::Once, T0), Some(None));
+    t.map(&p, &r, T0).expect("approved once");
+    let switched = req(Via::Upnp, HOST, 6000, 3389);
+    if let Ok(g) = t.map(&p, &switched, Timestamp(T0.0 + 1)) {
+        assert_eq!(
+            g.mapping.internal_port, 6000,
+            "the approved mapping now points at internal port {}",
+            g.mapping.internal_port
+        );
+    }
 }

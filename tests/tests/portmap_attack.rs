@@ -108,3 +108,58 @@ fn attack_natpmp_churn_does_not_push_the_owners_entries_out_of_the_audit_log() {
         after.len()
     );
 }
+
+/// `leases.json` is trusted as it is read back: a lease that runs ten years (a clock that
+/// ran ahead when it was saved, or a damaged file), one for the router's own LAN address
+/// and one for the LAN broadcast address are all restored and installed, although the
+/// policy clamps leases to `max_lease_secs` (a day) and a forward may point at neither
+/// address. The start-up reconcile checks rules and claims only.
+#[test]
+fn attack_restored_leases_are_clamped_and_never_target_the_router_or_broadcast() {
+    upnp::require_tools();
+    let t = Topology::new();
+    let cli = t.cli();
+    let now = portcullis_e2e::time::unix_now();
+    let at = |secs: u64| portcullis_e2e::time::rfc3339(secs);
+    let lease = |client: &str, port: u16, internal: u16, expires: u64| {
+        format!(
+            r#""tcp/{port:05}": {{"via": "upnp", "client": "{client}", "proto": "tcp",
+            "external_port": {port}, "internal_port": {internal},
+            "created_at": "{}", "expires_at": "{}"}}"#,
+            at(now),
+            at(expires)
+        )
+    };
+    let leases = format!(
+        r#"{{"mappings": {{ {}, {}, {} }}, "approved": []}}"#,
+        lease("192.168.1.10", 50021, 50021, now + 10 * 365 * 86_400),
+        lease("192.168.1.1", 50020, 80, now + 600),
+        lease("192.168.1.255", 50022, 50022, now + 600),
+    );
+    cli.write("leases.json", &leases);
+    let wide = r#"{"hosts": ["192.168.1.0/24"], "external_ports": "50000-50100", "protocol": "both"}"#;
+    let daemon = upnp::serve(&cli, &Config::new().upnp(&section("allow_list", &[wide])));
+    let status = cli.status(false).stdout;
+    let ruleset = portcullis_e2e::nft::list_table(&t.router).unwrap_or_default();
+    let mut wrong = Vec::new();
+    for line in status.lines().filter(|l| l.contains(" → ")) {
+        if line.contains("→ 192.168.1.1:") || line.contains("→ 192.168.1.255:") {
+            wrong.push(format!("restored a mapping to a non-host: {line}"));
+        }
+        let left = line.split("expires in ").nth(1).unwrap_or("");
+        if left.contains('d') {
+            wrong.push(format!("restored a lease longer than a day: {line}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{}\n--- status ---\n{status}\n--- ruleset (excerpt) ---\n{}\n{}",
+        wrong.join("\n"),
+        ruleset
+            .lines()
+            .filter(|l| l.contains("5002"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        daemon.logs()
+    );
+}

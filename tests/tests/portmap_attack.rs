@@ -18,7 +18,10 @@ use serde_json::Value;
 fn allow_list(t: &Topology) -> Daemon {
     upnp::require_tools();
     let cli = t.cli();
-    let daemon = upnp::serve(&cli, &Config::new().upnp(&section("allow_list", &[RULE_LAN_HOST])));
+    let daemon = upnp::serve(
+        &cli,
+        &Config::new().upnp(&section("allow_list", &[RULE_LAN_HOST])),
+    );
     upnp::pmp_ready(t, &daemon);
     daemon
 }
@@ -94,7 +97,11 @@ fn attack_natpmp_churn_does_not_push_the_owners_entries_out_of_the_audit_log() {
         }
         granted
     });
-    assert!(granted > 100, "only {granted} of 200 maps granted\n{}", daemon.logs());
+    assert!(
+        granted > 100,
+        "only {granted} of 200 maps granted\n{}",
+        daemon.logs()
+    );
 
     let after = audit(&api);
     let churn = after
@@ -137,7 +144,8 @@ fn attack_restored_leases_are_clamped_and_never_target_the_router_or_broadcast()
         lease("192.168.1.255", 50022, 50022, now + 600),
     );
     cli.write("leases.json", &leases);
-    let wide = r#"{"hosts": ["192.168.1.0/24"], "external_ports": "50000-50100", "protocol": "both"}"#;
+    let wide =
+        r#"{"hosts": ["192.168.1.0/24"], "external_ports": "50000-50100", "protocol": "both"}"#;
     let daemon = upnp::serve(&cli, &Config::new().upnp(&section("allow_list", &[wide])));
     let status = cli.status(false).stdout;
     let ruleset = portcullis_e2e::nft::list_table(&t.router).unwrap_or_default();

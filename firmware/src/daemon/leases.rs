@@ -468,11 +468,8 @@ mod tests {
         t.map(&p, &req, now).expect("approved once");
         assert!(t.reconcile(&p).is_empty(), "kept while running");
 
-        let dir = std::env::temp_dir().join(format!(
-            "pc-attack-leases-{}-{}",
-            std::process::id(),
-            now.0
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("pc-attack-leases-{}-{}", std::process::id(), now.0));
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(
             dir.join(LEASES_FILE),

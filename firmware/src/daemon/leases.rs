@@ -439,4 +439,60 @@ mod tests {
         );
         assert_eq!(g.pass(h, "refuse", Timestamp(1_060)), Some(2));
     }
+
+    /// Attack (issue 8 review): in `ask` mode a mapping the owner approved once is kept
+    /// although no rule covers it (`Table::approved`). `leases.json` saves that list, but
+    /// `load` rebuilds the table from the mappings only, so the start-up reconcile closes
+    /// the approved mapping: "leases survive a daemon restart" does not hold for them.
+    #[test]
+    fn attack_an_approved_once_lease_survives_save_and_load() {
+        use crate::config::{Config, UpnpMode};
+        use crate::portmap::{Proto, Via};
+        let cfg = Config::parse(
+            r#"{"version":1,"lan":{"interface":"lan0","subnets":["192.168.1.0/24"]},
+            "wan":{"interface":"wan0"},"upnp":{"mode":"ask","allow":[]}}"#,
+        )
+        .expect("config");
+        assert_eq!(cfg.upnp.mode, UpnpMode::Ask);
+        let p = Policy::of(&cfg);
+        let now = Timestamp::now();
+        let host = Ipv4Addr::new(192, 168, 1, 10);
+        let req = MapRequest {
+            via: Via::Upnp,
+            client: host,
+            mac: None,
+            internal_client: host,
+            proto: Proto::Tcp,
+            external_port: 6000,
+            exact: true,
+            internal_port: 6000,
+            lifetime_secs: 600,
+            description: "game".into(),
+            remote_host: None,
+            nonce: None,
+        };
+        let mut t = Table::default();
+        assert_eq!(t.map(&p, &req, now), Err(Refusal::Pending));
+        let id = t.pending()[0].id;
+        assert_eq!(t.decide(id, Decision::Once, now), Some(None));
+        t.map(&p, &req, now).expect("approved once");
+        assert!(t.reconcile(&p).is_empty(), "kept while running");
+
+        let dir =
+            std::env::temp_dir().join(format!("pc-attack-leases-{}-{}", std::process::id(), now.0));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join(LEASES_FILE),
+            serde_json::to_string_pretty(&t).expect("save"),
+        )
+        .expect("write");
+        let mut back = load(&dir, now);
+        let _ = std::fs::remove_dir_all(&dir);
+        let closed = back.reconcile(&p);
+        assert!(
+            closed.is_empty(),
+            "the approved mapping was closed at start-up: {closed:?}"
+        );
+        assert_eq!(back.mappings().len(), 1);
+    }
 }

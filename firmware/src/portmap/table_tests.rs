@@ -368,3 +368,74 @@ fn a_mac_rule_matches_by_mac() {
     r.mac = Some("aa:bb:cc:dd:ee:ff".parse().expect("mac"));
     t.map(&p, &r, T0).expect("granted by MAC");
 }
+
+// ---- attack (issue 8 review): each of these fails on the code as reviewed ----
+
+/// The owner approves once a request for "any external port" (NAT-PMP suggested port 0,
+/// internal 8080). The UI showed "external port: any, internal 8080"; "always" would have
+/// made a rule for 8080 only. The retry may name any port instead, risky ones included:
+/// here 3389 (Remote Desktop), which no narrow rule and no approval ever named.
+#[test]
+fn attack_once_approval_of_any_port_does_not_open_a_risky_port() {
+    let p = policy(UpnpMode::Ask, "[]");
+    let mut t = Table::default();
+    let asked = req(Via::Natpmp, HOST, 0, 8080);
+    assert_eq!(t.map(&p, &asked, T0), Err(Refusal::Pending));
+    let q = t.pending();
+    assert_eq!(q[0].external_port, 0, "shown to the owner as 'any'");
+    assert_eq!(t.decide(q[0].id, Decision::Once, T0), Some(None));
+    let retry = req(Via::Natpmp, HOST, 3389, 8080);
+    if let Ok(g) = t.map(&p, &retry, T0) {
+        assert_eq!(
+            g.mapping.external_port,
+            8080,
+            "approving 'any port → 8080' once opened {}/tcp ({:?})",
+            g.mapping.external_port,
+            risky(g.mapping.external_port)
+        );
+    }
+}
+
+/// Lowering `max_lease_secs` (or restoring a lease saved under a longer maximum, or with a
+/// clock that ran ahead) keeps the old expiry: a lease of a day stays a day after the owner
+/// said "at most a minute". The config says leases are clamped to the maximum.
+#[test]
+fn attack_reconcile_clamps_leases_to_a_lowered_maximum() {
+    let p = allow_list();
+    let mut t = Table::default();
+    let mut r = req(Via::Upnp, HOST, 50000, 50000);
+    r.lifetime_secs = 0; // "permanent": gets the section's maximum, a day
+    let g = t.map(&p, &r, T0).expect("granted");
+    assert_eq!(g.lifetime_secs, 86_400);
+    let mut short = p.clone();
+    short.upnp.max_lease_secs = 60;
+    let closed = t.reconcile(&short);
+    let left: Vec<u64> = t.mappings().iter().map(|m| m.expires_at.0 - T0.0).collect();
+    assert!(
+        !closed.is_empty() || left.iter().all(|&s| s <= 60),
+        "max_lease_secs lowered to 60, yet the lease keeps {left:?} s"
+    );
+}
+
+/// The owner approves once "tcp 6000 → 192.168.1.10:6000" (what the queue showed). The
+/// client then re-adds the same external port pointing at another internal port — here
+/// 3389, the host's Remote Desktop — and the refresh of an approved mapping takes any
+/// internal port without asking again: the owner approved 6000 → 6000, not 6000 → 3389.
+#[test]
+fn attack_refresh_of_a_once_approved_mapping_keeps_the_approved_internal_port() {
+    let p = policy(UpnpMode::Ask, "[]");
+    let mut t = Table::default();
+    let r = req(Via::Upnp, HOST, 6000, 6000);
+    assert_eq!(t.map(&p, &r, T0), Err(Refusal::Pending));
+    let id = t.pending()[0].id;
+    assert_eq!(t.decide(id, Decision::Once, T0), Some(None));
+    t.map(&p, &r, T0).expect("approved once");
+    let switched = req(Via::Upnp, HOST, 6000, 3389);
+    if let Ok(g) = t.map(&p, &switched, Timestamp(T0.0 + 1)) {
+        assert_eq!(
+            g.mapping.internal_port, 6000,
+            "the approved mapping now points at internal port {}",
+            g.mapping.internal_port
+        );
+    }
+}

@@ -202,7 +202,8 @@ fn apply(file: &str, saved: &std::path::Path) -> ExitCode {
     let now = Timestamp::now();
     let dir = control::state_dir(saved);
     let mut leases = daemon::leases::load(&dir, now);
-    let closed = leases.reconcile(&Policy::of(&cfg));
+    let router = facts::interface_addrs(&cfg.lan.interface).unwrap_or_default();
+    let closed = leases.reconcile(&Policy::of(&cfg).with_router(router), now);
     engine.set_leases(leases.mappings());
     match engine.apply_and_save(&cfg, now) {
         Ok(_) => {

@@ -19,6 +19,9 @@ use crate::store;
 /// File (next to the saved config) holding the live mappings with their absolute expiry.
 pub const LEASES_FILE: &str = "leases.json";
 
+/// `leases.json` is written at most this often (see [`Owner::save_leases`]).
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Audit lines of one kind about one host, at most one per this many seconds; the rest
 /// are counted and the count is written with the next line.
 const AUDIT_EVERY_SECS: u64 = 60;
@@ -117,7 +120,7 @@ fn details(m: &Mapping, lifetime: Option<u32>) -> String {
 pub fn read(dir: &Path, now: Timestamp) -> Result<Table, String> {
     match std::fs::read(dir.join(LEASES_FILE)) {
         Ok(bytes) => store::json::<Table>(&bytes)
-            .map(|t| Table::with(t.mappings(), now))
+            .map(|t| Table::restored(t, now))
             .map_err(|e| e.to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Table::default()),
         Err(e) => Err(e.to_string()),
@@ -142,7 +145,7 @@ pub fn load(dir: &Path, now: Timestamp) -> Table {
 /// the mappings either way, and they expire on their own).
 pub fn save(dir: &Path, table: &Table) {
     let path = dir.join(LEASES_FILE);
-    let text = serde_json::to_string_pretty(table).unwrap_or_default();
+    let text = serde_json::to_string(table).unwrap_or_default();
     if let Err(e) = store::save_atomic(&path, text.as_bytes()) {
         eprintln!("portcullis: saving {}: {}", path.display(), chain(&e));
     }
@@ -166,6 +169,12 @@ impl Owner {
             }
             PortmapCall::Decide(id, d) => PortmapReply::Decided(self.decide(id, d, now)),
         }
+    }
+
+    /// The policy of `cfg`, with the router's own LAN addresses (read now).
+    pub(super) fn policy(&self, cfg: &crate::config::Config) -> Policy {
+        let router = crate::facts::interface_addrs(&cfg.lan.interface).unwrap_or_default();
+        Policy::of(cfg).with_router(router)
     }
 
     pub(super) fn external(&self) -> ExternalAddress {
@@ -317,11 +326,37 @@ impl Owner {
         }
     }
 
-    /// Writes `leases.json` to match the table.
-    pub(super) fn save_leases(&self) {
+    /// Marks `leases.json` for writing: at once after a quiet spell, else at most every
+    /// [`SAVE_EVERY`] (the file is on flash, and a client renewing in a loop must not
+    /// rewrite it for every packet). The kernel holds the mappings either way; a crash
+    /// loses at most the last few seconds of changes, which clients renew after the
+    /// restart's announcement.
+    pub(super) fn save_leases(&mut self) {
+        self.leases_dirty = true;
+        self.flush_leases(false);
+    }
+
+    /// How long until a pending `leases.json` write is due; None when nothing is pending.
+    pub(super) fn leases_save_in(&self) -> Option<std::time::Duration> {
+        if !self.leases_dirty {
+            return None;
+        }
+        Some(self.leases_saved.map_or(std::time::Duration::ZERO, |t| {
+            SAVE_EVERY.saturating_sub(t.elapsed())
+        }))
+    }
+
+    /// Writes `leases.json` if it is dirty and due (or `now_anyway`, at shutdown).
+    pub(super) fn flush_leases(&mut self, now_anyway: bool) {
+        let due = self.leases_save_in().is_some_and(|left| left.is_zero());
+        if !self.leases_dirty || !(due || now_anyway) {
+            return;
+        }
         if let Some(dir) = &self.opts.state_dir {
             save(dir, &self.table);
         }
+        self.leases_dirty = false;
+        self.leases_saved = Some(Instant::now());
     }
 
     pub(super) fn audit(&self, action: &str, target: String, ok: bool, detail: String) {
@@ -476,7 +511,7 @@ mod tests {
         let id = t.pending()[0].id;
         assert_eq!(t.decide(id, Decision::Once, now), Some(None));
         t.map(&p, &req, now).expect("approved once");
-        assert!(t.reconcile(&p).is_empty(), "kept while running");
+        assert!(t.reconcile(&p, now).is_empty(), "kept while running");
 
         let dir =
             std::env::temp_dir().join(format!("pc-attack-leases-{}-{}", std::process::id(), now.0));
@@ -488,7 +523,7 @@ mod tests {
         .expect("write");
         let mut back = load(&dir, now);
         let _ = std::fs::remove_dir_all(&dir);
-        let closed = back.reconcile(&p);
+        let closed = back.reconcile(&p, now);
         assert!(
             closed.is_empty(),
             "the approved mapping was closed at start-up: {closed:?}"

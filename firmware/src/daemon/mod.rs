@@ -16,7 +16,7 @@ pub mod leases;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use self::core::Health;
 use self::core::{Core, Event, Proposal, Trial, TrialChange};
@@ -28,7 +28,7 @@ use crate::engine::{Engine, EngineError};
 use crate::facts;
 use crate::plan::HostFacts;
 use crate::portmap::services::Link;
-use crate::portmap::table::{Policy, Table};
+use crate::portmap::table::Table;
 use crate::status;
 use crate::store;
 
@@ -98,6 +98,9 @@ struct Owner {
     /// Live port mappings and the approval queue.
     table: Table,
     audit_gate: leases::AuditGate,
+    /// When `leases.json` was last written, and whether the table changed since.
+    leases_saved: Option<Instant>,
+    leases_dirty: bool,
 }
 
 impl Owner {
@@ -123,11 +126,14 @@ impl Owner {
             start_reason,
             table,
             audit_gate: leases::AuditGate::default(),
+            leases_saved: None,
+            leases_dirty: false,
         }
     }
 
     fn run(mut self, rx: &Receiver<Command>) {
         self.start_up();
+        let mut last_poll: Option<Instant> = None;
         loop {
             let now = Timestamp::now();
             if let Some(p) = self.core.due(now) {
@@ -136,20 +142,32 @@ impl Owner {
                 }
             }
             self.expire_leases(now);
-            self.refresh_facts(now);
-            self.reconcile(now);
+            // Host facts and the table's integrity are checked every FACTS_POLL, not after
+            // every command: a client renewing mappings must not cost a netlink dump each.
+            if last_poll.is_none_or(|t: Instant| t.elapsed() >= FACTS_POLL) {
+                self.refresh_facts(now);
+                self.reconcile(now);
+                last_poll = Some(Instant::now());
+            }
+            self.flush_leases(false);
             let next = self
                 .core
                 .next_wake(now)
                 .into_iter()
                 .chain(self.table.next_expiry())
                 .min();
-            let wait = match next {
+            let mut wait = match next {
                 Some(t) => Duration::from_secs(t.0.saturating_sub(now.0).max(1)).min(FACTS_POLL),
                 None => FACTS_POLL,
             };
+            if let Some(left) = self.leases_save_in() {
+                wait = wait.min(left.max(Duration::from_millis(10)));
+            }
             match rx.recv_timeout(wait) {
-                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                    self.flush_leases(true);
+                    return;
+                }
                 Ok(cmd) => self.handle(cmd),
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -168,7 +186,7 @@ impl Owner {
         }
         // Saved mappings the config no longer allows (it may have changed while the
         // daemon was down) are not restored.
-        for (m, why) in self.table.reconcile(&Policy::of(&self.core.config)) {
+        for (m, why) in self.table.reconcile(&self.policy(&self.core.config), now) {
             self.audit("upnp.close", leases::describe(&m), true, why);
         }
         self.engine.set_leases(self.table.mappings());
@@ -176,7 +194,11 @@ impl Owner {
             Ok(_) => {
                 eprintln!("portcullis: ruleset installed (start-up)");
                 self.core.health = Health::Ok;
-                self.save_leases();
+                // What start-up restored is written now, and the first change a client
+                // makes afterwards is written at once too (no throttle window yet).
+                self.leases_dirty = true;
+                self.flush_leases(true);
+                self.leases_saved = None;
                 self.opts.services.want(&self.core.config);
             }
             Err(e) => self.safe_mode(
@@ -336,7 +358,7 @@ impl Owner {
         }
         // Mappings the new config no longer allows close with it, in the same batch.
         let mut table = self.table.clone();
-        let closed = table.reconcile(&Policy::of(&p.config));
+        let closed = table.reconcile(&self.policy(&p.config), now);
         self.engine.set_leases(table.mappings());
         let report = match self.engine.install(&p.config, now) {
             Ok(r) => r,

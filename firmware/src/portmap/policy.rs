@@ -35,6 +35,8 @@ pub struct Policy {
     pub lan: Vec<Ipv4Net>,
     /// Ports no mapping may take: (IP protocol, range, who has it).
     pub claimed: Vec<(u8, PortRange, String)>,
+    /// The router's own LAN addresses (never a mapping's host); empty when unknown.
+    pub router: Vec<Ipv4Addr>,
 }
 
 impl Policy {
@@ -66,7 +68,30 @@ impl Policy {
             upnp: cfg.upnp.clone(),
             lan: cfg.lan.subnets.clone(),
             claimed,
+            router: Vec::new(),
         }
+    }
+
+    /// The same policy, knowing the router's own LAN addresses.
+    pub fn with_router(mut self, router: Vec<Ipv4Addr>) -> Policy {
+        self.router = router;
+        self
+    }
+
+    /// Whether `addr` can hold a mapping: inside a LAN subnet, and neither the router nor
+    /// the subnet's network or broadcast address.
+    pub fn usable_host(&self, addr: Ipv4Addr) -> bool {
+        !self.router.contains(&addr)
+            && self.lan.iter().any(|n| {
+                n.contains(addr)
+                    && (n.prefix_len() >= 31 || (addr != n.network() && addr != n.broadcast()))
+            })
+    }
+
+    /// Whether a rule allows mapping `m` as it is.
+    pub fn allows(&self, m: &super::Mapping) -> bool {
+        self.rule_allowing(m.client, m.mac, m.proto, m.external_port, m.internal_port)
+            .is_some()
     }
 
     pub(super) fn claim_of(&self, proto: Proto, port: u16) -> Option<&str> {

@@ -76,10 +76,22 @@ impl Verdict {
         }
     }
 
+    /// The external port decided on: the one asked for, or the internal port when the
+    /// request said "any" (what an "always" rule would allow too).
+    pub(super) fn port(&self) -> u16 {
+        if self.external_port != 0 {
+            self.external_port
+        } else {
+            self.internal_port
+        }
+    }
+
+    /// Whether a request is the one decided on: same host, protocol and internal port, and
+    /// the decided external port or "any".
     pub(super) fn matches(&self, r: &MapRequest) -> bool {
         self.client == r.client
             && self.proto == r.proto
             && self.internal_port == r.internal_port
-            && (self.external_port == r.external_port || self.external_port == 0)
+            && (r.external_port == self.port() || r.external_port == 0)
     }
 }

@@ -59,6 +59,18 @@ impl Table {
         t
     }
 
+    /// The table `saved` (as read from `leases.json`) at `now`: expired mappings dropped,
+    /// and the owner's approvals kept for the mappings that are left.
+    pub fn restored(saved: Table, now: Timestamp) -> Table {
+        let mut t = Table::with(saved.mappings.into_values().collect(), now);
+        t.approved = saved
+            .approved
+            .into_iter()
+            .filter(|k| t.mappings.contains_key(k))
+            .collect();
+        t
+    }
+
     /// Every live mapping, by protocol and external port.
     pub fn mappings(&self) -> Vec<Mapping> {
         self.mappings.values().cloned().collect()
@@ -102,6 +114,9 @@ impl Table {
         }
         if req.internal_port == 0 {
             return Err(Refusal::Invalid("internal port 0".into()));
+        }
+        if !p.usable_host(req.client) {
+            return Err(Refusal::OtherHost);
         }
         if req.exact && req.external_port == 0 {
             return Err(Refusal::Invalid("external port 0 (a wildcard)".into()));
@@ -204,6 +219,15 @@ impl Table {
                 req.client
             )));
         }
+        // What the owner approved once is that mapping, not the port for anything else.
+        if rule.is_none() && req.internal_port != old.internal_port {
+            return Err(Refusal::NotAllowed(format!(
+                "the owner approved {}/{} → port {} only",
+                old.external_port,
+                old.proto.as_str(),
+                old.internal_port
+            )));
+        }
         if req.exact && req.via != Via::Upnp && req.external_port != old.external_port {
             return Err(Refusal::Conflict {
                 port: req.external_port,
@@ -303,11 +327,8 @@ impl Table {
         }
         self.once.retain(|v| v.until > now);
         if let Some(i) = self.once.iter().position(|v| v.matches(req)) {
-            let port = if req.external_port != 0 {
-                req.external_port
-            } else {
-                req.internal_port
-            };
+            // The port the owner saw: the one asked for, or the internal port for "any".
+            let port = self.once[i].port();
             free(self, port)?;
             self.once.remove(i);
             return Ok((port, None, true));
@@ -464,9 +485,11 @@ impl Table {
         }
     }
 
-    /// After the config changed: closes every mapping the policy no longer allows (all of
-    /// them when the mode is off) and returns each with the reason.
-    pub fn reconcile(&mut self, p: &Policy) -> Vec<(Mapping, String)> {
+    /// After the config changed (or at start, on mappings read back from `leases.json`):
+    /// closes every mapping the policy no longer allows (all of them when the mode is
+    /// off) and returns each with the reason; shortens leases longer than the policy's
+    /// maximum allows from `now`.
+    pub fn reconcile(&mut self, p: &Policy, now: Timestamp) -> Vec<(Mapping, String)> {
         let mut closed = Vec::new();
         let keys: Vec<String> = self.mappings.keys().cloned().collect();
         for k in keys {
@@ -477,12 +500,9 @@ impl Table {
                 Some("port mapping was switched off".to_string())
             } else if let Some(who) = p.claim_of(m.proto, m.external_port) {
                 Some(format!("the port is now claimed by {who}"))
-            } else if !p.lan.iter().any(|n| n.contains(m.client)) {
-                Some("the host is no longer in a LAN subnet".to_string())
-            } else if p
-                .rule_allowing(m.client, m.mac, m.proto, m.external_port, m.internal_port)
-                .is_none()
-                && !(p.upnp.mode == UpnpMode::Ask && self.approved.contains(&k))
+            } else if !p.usable_host(m.client) {
+                Some("the host is not a LAN host (outside the LAN subnets, or the router, network or broadcast address)".to_string())
+            } else if !p.allows(&m) && !(p.upnp.mode == UpnpMode::Ask && self.approved.contains(&k))
             {
                 Some("no rule allows it any more".to_string())
             } else {
@@ -492,6 +512,16 @@ impl Table {
                 self.approved.retain(|a| *a != k);
                 self.mappings.remove(&k);
                 closed.push((m, r));
+                continue;
+            }
+            let rule = p
+                .rule_allowing(m.client, m.mac, m.proto, m.external_port, m.internal_port)
+                .cloned();
+            let latest = now.0.saturating_add(u64::from(p.max_lease(rule.as_ref())));
+            if m.expires_at.0 > latest {
+                if let Some(x) = self.mappings.get_mut(&k) {
+                    x.expires_at = Timestamp(latest);
+                }
             }
         }
         if p.upnp.mode != UpnpMode::Ask {

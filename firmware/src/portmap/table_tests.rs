@@ -264,10 +264,10 @@ fn ask_mode_queues_then_approval_once_lets_the_retry_through() {
         6000
     );
     // Approved once: kept in ask mode, closed when the mode becomes allow_list.
-    assert!(t.reconcile(&p).is_empty());
+    assert!(t.reconcile(&p, T0).is_empty());
     let mut strict = p.clone();
     strict.upnp.mode = UpnpMode::AllowList;
-    assert_eq!(t.reconcile(&strict).len(), 1);
+    assert_eq!(t.reconcile(&strict, T0).len(), 1);
 }
 
 #[test]
@@ -329,13 +329,13 @@ fn config_changes_close_what_is_no_longer_allowed() {
     claimed
         .claimed
         .push((6, PortRange::single(50001), "forward `new`".into()));
-    let closed = t.reconcile(&claimed);
+    let closed = t.reconcile(&claimed, T0);
     assert_eq!(closed.len(), 1);
     assert!(closed[0].1.contains("forward `new`"), "{}", closed[0].1);
     // Off closes the rest.
     let mut off = p.clone();
     off.upnp.mode = UpnpMode::Off;
-    assert_eq!(t.reconcile(&off).len(), 1);
+    assert_eq!(t.reconcile(&off, T0).len(), 1);
     assert!(t.mappings().is_empty());
 }
 
@@ -369,7 +369,7 @@ fn a_mac_rule_matches_by_mac() {
     t.map(&p, &r, T0).expect("granted by MAC");
 }
 
-// ---- attack (issue 8 review): each of these fails on the code as reviewed ----
+// ---- attacks found by the issue 8 review: each failed before its fix ----
 
 /// The owner approves once a request for "any external port" (NAT-PMP suggested port 0,
 /// internal 8080). The UI showed "external port: any, internal 8080"; "always" would have
@@ -409,7 +409,7 @@ fn attack_reconcile_clamps_leases_to_a_lowered_maximum() {
     assert_eq!(g.lifetime_secs, 86_400);
     let mut short = p.clone();
     short.upnp.max_lease_secs = 60;
-    let closed = t.reconcile(&short);
+    let closed = t.reconcile(&short, T0);
     let left: Vec<u64> = t.mappings().iter().map(|m| m.expires_at.0 - T0.0).collect();
     assert!(
         !closed.is_empty() || left.iter().all(|&s| s <= 60),

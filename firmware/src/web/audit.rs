@@ -7,6 +7,10 @@
 //! and T2"), at most [`MAX_FAILURE_SOURCES`] addresses. However many attempts arrive,
 //! they never push a change out of the log.
 //!
+//! What LAN devices do by themselves (port mappings made, renewed, refused, closed:
+//! `upnp.*` events of the router) also lives apart, in a ring of its own of the same
+//! size: a program churning mappings cannot push the owner's changes out either.
+//!
 //! A saved log that cannot be read is never overwritten: it is renamed to
 //! `audit.json.bad-<unix time>` and the new log starts with an entry saying so. If even
 //! the rename fails, the log is kept in memory only (and says that instead).
@@ -48,6 +52,11 @@ impl Entry {
     /// A failed or throttled login: kept in the coalesced ring of its own.
     fn is_failed_login(&self) -> bool {
         self.action == "login" && !self.ok
+    }
+
+    /// A port-mapping event a LAN device caused (not the owner's): kept in its own ring.
+    fn is_device_event(&self) -> bool {
+        self.from == "router" && self.action.starts_with("upnp.")
     }
 }
 
@@ -104,6 +113,8 @@ struct Saved {
     entries: VecDeque<Entry>,
     #[serde(default)]
     failed_logins: VecDeque<Failures>,
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    device_events: VecDeque<Entry>,
 }
 
 /// Saves are at least this far apart, so a password-guessing client cannot wear out the
@@ -117,6 +128,8 @@ pub struct Audit {
     path: Option<PathBuf>,
     entries: VecDeque<Entry>,
     failures: VecDeque<Failures>,
+    /// Port-mapping events of LAN devices.
+    devices: VecDeque<Entry>,
     last_save: Option<Instant>,
     dirty: bool,
 }
@@ -129,6 +142,7 @@ impl Audit {
             path: None,
             entries: VecDeque::new(),
             failures: VecDeque::new(),
+            devices: VecDeque::new(),
             last_save: None,
             dirty: false,
         };
@@ -140,6 +154,7 @@ impl Audit {
             Ok(saved) => {
                 a.entries = saved.entries;
                 a.failures = saved.failed_logins;
+                a.devices = saved.device_events;
                 a.path = Some(p);
             }
             Err(why) => {
@@ -204,10 +219,15 @@ impl Audit {
             }
             self.failures.push_back(f);
         } else {
-            if self.entries.len() >= MAX_ENTRIES {
-                self.entries.pop_front();
+            let ring = if e.is_device_event() {
+                &mut self.devices
+            } else {
+                &mut self.entries
+            };
+            if ring.len() >= MAX_ENTRIES {
+                ring.pop_front();
             }
-            self.entries.push_back(e);
+            ring.push_back(e);
         }
         self.dirty = true;
     }
@@ -231,6 +251,7 @@ impl Audit {
             let body = serde_json::to_string(&Saved {
                 entries: self.entries.clone(),
                 failed_logins: self.failures.clone(),
+                device_events: self.devices.clone(),
             })
             .unwrap_or_default();
             store::save_atomic(p, body.as_bytes())?;
@@ -245,6 +266,7 @@ impl Audit {
         let mut all: Vec<Entry> = self
             .entries
             .iter()
+            .chain(&self.devices)
             .cloned()
             .chain(self.failures.iter().map(Failures::entry))
             .collect();
@@ -266,6 +288,7 @@ fn load(p: &Path) -> Result<Saved, String> {
         return Ok(Saved {
             entries,
             failed_logins: VecDeque::new(),
+            device_events: VecDeque::new(),
         });
     }
     crate::store::json::<Saved>(&bytes).map_err(|e| e.to_string())
@@ -414,6 +437,19 @@ mod tests {
             Timestamp((MAX_ENTRIES + 4) as u64)
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn device_mapping_events_never_push_changes_out() {
+        let mut a = Audit::open(None);
+        a.record(entry(1, "forward.add", true, "192.168.1.2"))
+            .unwrap();
+        for i in 0..(3 * MAX_ENTRIES) {
+            a.record(entry(2 + i, "upnp.map", true, "router")).unwrap();
+        }
+        let all = a.newest_first();
+        assert!(all.iter().any(|e| e.action == "forward.add"));
+        assert_eq!(all.len(), MAX_ENTRIES + 1);
     }
 
     #[test]

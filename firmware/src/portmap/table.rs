@@ -502,7 +502,8 @@ impl Table {
                 Some(format!("the port is now claimed by {who}"))
             } else if !p.usable_host(m.client) {
                 Some("the host is not a LAN host (outside the LAN subnets, or the router, network or broadcast address)".to_string())
-            } else if !p.allows(&m) && !(p.upnp.mode == UpnpMode::Ask && self.approved.contains(&k))
+            } else if !(p.allows(&m)
+                || (p.upnp.mode == UpnpMode::Ask && self.approved.contains(&k)))
             {
                 Some("no rule allows it any more".to_string())
             } else {

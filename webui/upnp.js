@@ -17,7 +17,6 @@
   var VIA = { upnp: 'UPnP', natpmp: 'NAT-PMP', pcp: 'PCP' };
 
   function copy(o) { return JSON.parse(JSON.stringify(o)); }
-  function anyPort(p) { return p ? String(p) : 'any'; }
 
   // Replaces the whole section; `tag` is its ETag as read (409 when it changed since).
   function save(section, tag, form, prefix, okText) {
@@ -158,7 +157,8 @@
         h('tbody', null, d.pending.map(function (p) {
           return h('tr', { 'data-pending': String(p.id) },
             td('Device', p.client + (p.mac ? ' (' + p.mac + ')' : '')),
-            td('Wants', p.proto + ' ' + anyPort(p.external_port) + ' → port ' + p.internal_port),
+            // "Any" port: approving gives the device its own port number outside too.
+            td('Wants', p.proto + ' ' + (p.external_port ? p.external_port : 'any (approving gives ' + p.internal_port + ')') + ' → port ' + p.internal_port),
             td('Description', p.description || '–'),
             td('Asked with', VIA[p.via] || p.via),
             td('When', P.when(p.last_asked) + (p.asks > 1 ? ' (' + p.asks + ' times since ' + P.when(p.first_asked) + ')' : '')),

@@ -4,8 +4,9 @@
 //! 1. Apply time: our one-batch netlink apply versus `nft -f` of the very text `plan`
 //!    prints, for 10 to 10,000 forwards plus 100 triggers, in a scratch namespace.
 //! 2. Datapath: TCP throughput (iperf3) and new-connection rate from the WAN host to a LAN
-//!    server through one forward, with 1 and with 1,000 forwards installed, and the same
-//!    for a linear one-rule-per-forward table, interleaved and repeated.
+//!    server through one forward, with 1 and with 1,000 forwards installed, with one
+//!    forward plus 1,000 live port mappings (UPnP/NAT-PMP/PCP leases), and the same for a
+//!    linear one-rule-per-forward table, interleaved and repeated.
 //!
 //! Environment: `PCX_BENCH_QUICK=1` runs fewer sizes and shorter samples (for a smoke run);
 //! `PCX_BENCH_ONLY=apply` or `PCX_BENCH_ONLY=datapath` runs one of the two parts;
@@ -23,6 +24,7 @@ use portcullis::config::{
 };
 use portcullis::nft::Nft;
 use portcullis::plan::{self, HostFacts};
+use portcullis::portmap::{Mapping, Proto, Via};
 use portcullis::render::render;
 use portcullis_e2e::netns;
 use portcullis_e2e::{Topology, LAN_HOST, ROUTER_WAN, WAN_HOST};
@@ -175,6 +177,8 @@ fn apply_times(out: &mut String) {
 #[derive(Clone, Copy, Debug)]
 enum Setup {
     Portcullis(usize),
+    /// One probe forward plus this many live port mappings (UPnP/NAT-PMP/PCP leases).
+    Mappings(usize),
     Linear(usize),
 }
 
@@ -182,6 +186,7 @@ impl Setup {
     fn label(self) -> String {
         match self {
             Setup::Portcullis(n) => format!("portcullis, {n} forward(s)"),
+            Setup::Mappings(n) => format!("portcullis, 1 forward + {n} port mappings"),
             Setup::Linear(n) => format!("linear chain, {n} rule(s)"),
         }
     }
@@ -194,18 +199,24 @@ impl Setup {
             nft.delete_table("linear").expect("delete linear");
         });
         match self {
-            Setup::Portcullis(n) => {
+            Setup::Portcullis(_) | Setup::Mappings(_) => {
+                let (n, leases) = match self {
+                    Setup::Mappings(m) => (1, m),
+                    Setup::Portcullis(n) | Setup::Linear(n) => (n, 0),
+                };
                 // The connection-rate probe uses PROBE_PORT + 1: one more forward, last.
                 let mut cfg = config(n, 0);
                 let mut f = cfg.forwards[0].clone();
                 f.name = "rate".into();
                 f.external_port = PortRange::single(PROBE_PORT + 1);
                 cfg.forwards.push(f);
+                let now = Timestamp::now();
                 let facts = HostFacts {
                     wan_addrs: vec![ROUTER_WAN],
+                    leases: mappings(leases, now),
                     ..HostFacts::default()
                 };
-                let rs = plan::plan(&cfg, &facts, Timestamp::now());
+                let rs = plan::plan(&cfg, &facts, now);
                 netns::run_in(&router, || Nft::open().and_then(|mut n| n.apply(&rs)))
                     .expect("apply");
             }
@@ -238,6 +249,28 @@ impl Setup {
             }
         }
     }
+}
+
+/// `n` live NAT-PMP mappings of one LAN host on ports 30000 and up, an hour left.
+fn mappings(n: usize, now: Timestamp) -> Vec<Mapping> {
+    (0..n)
+        .map(|i| {
+            let port = 30_000 + u16::try_from(i).unwrap_or(0);
+            Mapping {
+                via: Via::Natpmp,
+                client: LAN_HOST,
+                mac: None,
+                proto: Proto::Tcp,
+                external_port: port,
+                internal_port: port,
+                remote_host: None,
+                description: String::new(),
+                nonce: None,
+                created_at: now,
+                expires_at: Timestamp(now.0 + 3_600),
+            }
+        })
+        .collect()
 }
 
 /// iperf3 throughput in bits per second from the WAN host through the probe forward.
@@ -319,6 +352,7 @@ fn datapath(out: &mut String) {
         Setup::Portcullis(1000),
         Setup::Linear(1),
         Setup::Linear(1000),
+        Setup::Mappings(1000),
     ];
     let rounds = std::env::var("PCX_BENCH_ROUNDS")
         .ok()
@@ -375,7 +409,11 @@ fn datapath(out: &mut String) {
         100.0 * med(&ratios)
     };
     for (i, s) in setups.iter().enumerate() {
-        let base = if i % 2 == 0 { i } else { i - 1 };
+        // Each is compared with its own kind's smallest table (setups[0] or setups[2]).
+        let base = match s {
+            Setup::Linear(_) => 2,
+            Setup::Portcullis(_) | Setup::Mappings(_) => 0,
+        };
         let _ = writeln!(
             out,
             "| {} | {:.2} | {:.0} | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",

@@ -73,11 +73,11 @@ test: deps lint
 ## Benchmarks; results go to BENCHMARKS.md by hand with the command that produced them.
 bench: release
 	$(CARGO) build --release -p portcullis-e2e --benches
-	PORTCULLIS_BIN=$(CURDIR)/$(RELEASE_BIN) $(CARGO) bench -p portcullis-e2e
+	PORTCULLIS_BIN=$(CURDIR)/$(RELEASE_BIN) PORTCULLIS_MUSL_BIN=$(CURDIR)/$(MUSL_BENCH_BIN) $(CARGO) bench -p portcullis-e2e
 
 ## The port-mapping bench alone: Debian's miniupnpd against Portcullis (tests/benches/portmap.rs).
 bench-portmap: release
-	PORTCULLIS_BIN=$(CURDIR)/$(RELEASE_BIN) $(CARGO) bench -p portcullis-e2e --bench portmap
+	PORTCULLIS_BIN=$(CURDIR)/$(RELEASE_BIN) PORTCULLIS_MUSL_BIN=$(CURDIR)/$(MUSL_BENCH_BIN) $(CARGO) bench -p portcullis-e2e --bench portmap
 
 clean:
 	$(CARGO) clean

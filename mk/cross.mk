@@ -52,6 +52,14 @@ rustflags_mips-unknown-linux-musl := -C relocation-model=static
 rustflags_mipsel-unknown-linux-musl := -C relocation-model=static
 rustflags_armv7-unknown-linux-musleabihf :=
 rustflags_aarch64-unknown-linux-musl :=
+# Bench only, not in CROSS_SHORT (`make cross`/`test-cross` and CI do not build it): the same
+# static musl build for the build machine's CPU, so tests/benches/portmap.rs can measure the
+# memory of what routers run (musl's allocator, one static binary) next to the host build.
+#   make cross-x86_64 bench-portmap
+BENCH_TRIPLE := x86_64-unknown-linux-musl
+triple_x86_64 := $(BENCH_TRIPLE)
+zig_x86_64-unknown-linux-musl := -target x86_64-linux-musl -mcpu=baseline
+rustflags_x86_64-unknown-linux-musl :=
 
 # MIPS_BIN etc.: where each product binary lands.
 cross_bin = $(CROSS_DIR)/$(1)/portcullis
@@ -76,7 +84,7 @@ CROSS_CARGO_FLAGS := --release -Zbuild-std=std,panic_abort -Zbuild-std-features=
 # The workspace to build (another checkout, e.g. a clean `git archive HEAD`, may be given).
 CROSS_SRC ?= $(CURDIR)
 
-.PHONY: cross cross-deps cross-toolchain test-cross bench-size $(addprefix cross-,$(CROSS_SHORT))
+.PHONY: cross cross-deps cross-toolchain test-cross bench-size $(addprefix cross-,$(CROSS_SHORT)) cross-x86_64
 
 cross: $(addprefix cross-,$(CROSS_SHORT))
 
@@ -126,6 +134,10 @@ cross-$(1): cross-toolchain
 	&& echo "== $$(triple_$(1)): $$$$(( $$$$(date +%s) - start )) s, $$$$(stat -c %s $$(call cross_bin,$$(triple_$(1)))) bytes"
 endef
 $(foreach s,$(CROSS_SHORT),$(eval $(call cross_target,$(s))))
+$(eval $(call cross_target,x86_64))
+cross-x86_64: $(CROSS_BIN)/$(BENCH_TRIPLE)-cc $(CROSS_BIN)/$(BENCH_TRIPLE)-ar
+## Where the bench's static musl build lands (tests/benches/portmap.rs measures it if present).
+MUSL_BENCH_BIN := $(call cross_bin,$(BENCH_TRIPLE))
 
 ## Every cross binary: fully static, correct machine, runs `--version` and `check` under qemu-user.
 test-cross: cross

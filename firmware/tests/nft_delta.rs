@@ -314,7 +314,7 @@ fn a_counter_the_kernel_still_uses_is_kept_and_the_rest_commits() {
     assert_eq!(report.counters_deleted, 0);
     assert_eq!(counter(&mut nft, "fwd_game"), Some((0, 0)));
     assert_eq!(counter(&mut nft, "fwd_nas"), Some((0, 0)));
-    let recorded = report.installed(&b);
+    let recorded = report.installed(b.clone());
     assert!(recorded.counters.contains(&"fwd_game".to_string()));
     let fresh = Netns::new();
     fresh.nft().apply(&recorded).expect("fresh full apply");

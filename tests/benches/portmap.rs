@@ -5,10 +5,18 @@
 //!
 //! 1. Mappings per second: one LAN client sends 1,000 SOAP AddPortMapping requests, one
 //!    TCP connection each as upnpc does, to the control URL the root description names.
-//! 2. The daemon's resident memory (VmRSS) with those 1,000 mappings live.
+//! 2. The daemon's resident memory with those 1,000 mappings live, and before the first:
+//!    VmRSS (all of it) and RssAnon (heap and stacks; the rest is the binary and the
+//!    shared libraries it maps, file-backed).
 //! 3. Installed size: each binary plus the shared libraries it needs beyond the C library,
 //!    the loader and libgcc_s, which every Debian system has (miniupnpd: libmnl, libnftnl; ours: the
 //!    binary `PORTCULLIS_BIN` names, which also does everything else the router does).
+//!
+//! Portcullis is measured as the host build (`PORTCULLIS_BIN`, glibc) and, when
+//! `PORTCULLIS_MUSL_BIN` names an existing file, as the static musl build routers run
+//! (`make cross-x86_64`: the same build as the router targets, for this CPU): musl's
+//! allocator keeps memory differently from glibc's. `PORTMAP_BENCH_SMAPS=1` also prints
+//! each daemon's largest anonymous mappings.
 //!
 //! miniupnpd runs in the router namespace only (`ip netns exec`), with its own nftables
 //! table created there first, so it never sees the host's firewall.
@@ -32,8 +40,55 @@ struct Figures {
     name: &'static str,
     per_sec: f64,
     median_ms: f64,
-    rss_kib: u64,
+    mem: Memory,
     installed: String,
+}
+
+/// Resident memory before the first request and with all mappings live, KiB.
+#[derive(Clone, Copy, Default)]
+struct Memory {
+    idle_rss: u64,
+    idle_anon: u64,
+    rss: u64,
+    anon: u64,
+}
+
+/// (VmRSS, RssAnon) of a process, KiB.
+fn rss(pid: i32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = s.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("VmRSS:")?, field("RssAnon:")?))
+}
+
+/// With `PORTMAP_BENCH_SMAPS` set: the process's largest anonymous mappings.
+fn print_smaps(pid: i32, what: &str) {
+    if std::env::var_os("PORTMAP_BENCH_SMAPS").is_none() {
+        return;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut maps: Vec<(u64, String)> = Vec::new();
+    let mut head = String::new();
+    for line in text.lines() {
+        if let Some(kb) = line.strip_prefix("Anonymous:") {
+            let kb: u64 = kb.trim().trim_end_matches(" kB").parse().unwrap_or(0);
+            maps.push((kb, head.clone()));
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.contains('-'))
+        {
+            head = line.to_owned();
+        }
+    }
+    maps.sort_by_key(|m| std::cmp::Reverse(m.0));
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    eprintln!("{what}: {threads} threads; largest anonymous mappings (KiB):");
+    for (kb, head) in maps.iter().take(12) {
+        eprintln!("  {kb:>6}  {head}");
+    }
 }
 
 fn main() {
@@ -45,14 +100,25 @@ fn main() {
         Ok(f) => rows.push(f),
         Err(e) => notes.push(format!("miniupnpd: {e}")),
     }
-    match portcullis() {
+    match portcullis(None) {
         Ok(f) => rows.push(f),
         Err(e) => notes.push(format!("Portcullis: {e}")),
+    }
+    match std::env::var_os("PORTCULLIS_MUSL_BIN").map(PathBuf::from) {
+        Some(bin) if bin.is_file() => match portcullis(Some(bin)) {
+            Ok(f) => rows.push(f),
+            Err(e) => notes.push(format!("Portcullis (static musl): {e}")),
+        },
+        _ => notes.push(
+            "Portcullis static musl build: PORTCULLIS_MUSL_BIN unset or missing \
+             (`make cross-x86_64`)"
+                .to_owned(),
+        ),
     }
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Command: `make bench-portmap` (`cargo bench -p portcullis-e2e --bench portmap`), release build.\n"
+        "Command: `make cross-x86_64 bench-portmap` (`cargo bench -p portcullis-e2e --bench portmap`), release builds.\n"
     );
     let _ = writeln!(
         out,
@@ -60,14 +126,16 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "| daemon | mappings/s | median request (ms) | VmRSS with {MAPPINGS} mappings (KiB) | installed size |"
+        "| daemon | mappings/s | median request (ms) | VmRSS with {MAPPINGS} mappings (KiB) | \
+         RssAnon with {MAPPINGS} (KiB) | idle VmRSS / RssAnon (KiB) | installed size |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
     for f in &rows {
+        let m = f.mem;
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.2} | {} | {} |",
-            f.name, f.per_sec, f.median_ms, f.rss_kib, f.installed
+            "| {} | {:.0} | {:.2} | {} | {} | {} / {} | {} |",
+            f.name, f.per_sec, f.median_ms, m.rss, m.anon, m.idle_rss, m.idle_anon, f.installed
         );
     }
     for n in &notes {
@@ -77,8 +145,10 @@ fn main() {
 }
 
 /// Sends the requests from the LAN host and reads the daemon's memory afterwards.
-fn measure(t: &Topology, soap: &Soap, pid: i32, what: &str) -> Result<(f64, f64, u64), String> {
+fn measure(t: &Topology, soap: &Soap, pid: i32, what: &str) -> Result<(f64, f64, Memory), String> {
     let soap = soap.clone();
+    let no_proc = || format!("{what}: no /proc/{pid}/status");
+    let (idle_rss, idle_anon) = rss(pid).ok_or_else(no_proc)?;
     let (elapsed, mut each) = netns::run_in(&t.lan, || -> Result<_, String> {
         let mut each = Vec::with_capacity(usize::from(MAPPINGS));
         let start = Instant::now();
@@ -97,8 +167,15 @@ fn measure(t: &Topology, soap: &Soap, pid: i32, what: &str) -> Result<(f64, f64,
     })?;
     each.sort();
     let median = each[each.len() / 2].as_secs_f64() * 1e3;
-    let rss = upnp::rss_kib(pid).ok_or_else(|| format!("{what}: no /proc/{pid}/status"))?;
-    Ok((f64::from(MAPPINGS) / elapsed.as_secs_f64(), median, rss))
+    let (rss, anon) = rss(pid).ok_or_else(no_proc)?;
+    print_smaps(pid, what);
+    let mem = Memory {
+        idle_rss,
+        idle_anon,
+        rss,
+        anon,
+    };
+    Ok((f64::from(MAPPINGS) / elapsed.as_secs_f64(), median, mem))
 }
 
 /// Bytes of `path` after following links.
@@ -224,19 +301,26 @@ fn miniupnpd() -> Result<Figures, String> {
     .ok_or("miniupnpd wrote no pid file")?;
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     let soap = wait_soap(&t, logs)?;
-    let (per_sec, median_ms, rss_kib) = measure(&t, &soap, pid, "miniupnpd")?;
+    let (per_sec, median_ms, mem) = measure(&t, &soap, pid, "miniupnpd")?;
     Ok(Figures {
         name: "miniupnpd 2.3.1 (Debian, nftables)",
         per_sec,
         median_ms,
-        rss_kib,
+        mem,
         installed: installed(&bin),
     })
 }
 
-fn portcullis() -> Result<Figures, String> {
+/// `portcullis serve`: the host build, or the static musl build at `musl`.
+fn portcullis(musl: Option<PathBuf>) -> Result<Figures, String> {
     let t = Topology::new();
-    let cli = t.cli();
+    let mut cli = t.cli();
+    let name = if let Some(bin) = musl {
+        cli.bin = bin;
+        "Portcullis, static musl build (`portcullis serve`)"
+    } else {
+        "Portcullis, host build (glibc) (`portcullis serve`)"
+    };
     let rule = format!(
         r#"{{"hosts": ["{LAN_HOST}/32"], "external_ports": "{FIRST_PORT}-{}", "protocol": "both"}}"#,
         FIRST_PORT + MAPPINGS * 2
@@ -250,12 +334,12 @@ fn portcullis() -> Result<Figures, String> {
     let daemon = cli.serve();
     let pid = daemon.pid().as_raw();
     let soap = wait_soap(&t, || daemon.logs())?;
-    let (per_sec, median_ms, rss_kib) = measure(&t, &soap, pid, "portcullis")?;
+    let (per_sec, median_ms, mem) = measure(&t, &soap, pid, name)?;
     Ok(Figures {
-        name: "Portcullis (`portcullis serve`)",
+        name,
         per_sec,
         median_ms,
-        rss_kib,
+        mem,
         installed: format!("{}, the whole router", installed(&cli.bin)),
     })
 }

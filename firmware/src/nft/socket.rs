@@ -95,8 +95,8 @@ pub struct DeltaReport {
 impl DeltaReport {
     /// What the kernel's table now holds, as a ruleset to record as installed: `wanted`
     /// plus the kept counters.
-    pub fn installed(&self, wanted: &Ruleset) -> Ruleset {
-        let mut rs = wanted.clone();
+    pub fn installed(&self, wanted: Ruleset) -> Ruleset {
+        let mut rs = wanted;
         for c in &self.kept_counters {
             if !rs.counters.contains(c) {
                 rs.counters.push(c.clone());

@@ -124,7 +124,7 @@ impl Table {
         if let Some(existing) = self.existing(req)? {
             return self.refresh(p, req, &existing, now);
         }
-        let (port, rule, approved) = self.choose(p, req, now)?;
+        // Limits first: a refused request must not use up the owner's one-time approval.
         let held = self
             .mappings
             .values()
@@ -136,6 +136,7 @@ impl Table {
         if self.mappings.len() >= usize::try_from(MAX_MAPPINGS).unwrap_or(usize::MAX) {
             return Err(Refusal::NoneFree);
         }
+        let (port, rule, approved) = self.choose(p, req, now)?;
         let lifetime = lease(req.lifetime_secs, p.max_lease(rule.as_ref()));
         let m = Mapping {
             via: req.via,

@@ -13,20 +13,9 @@ use crate::status::{ForwardState, TriggerState};
 use crate::web::auth;
 use crate::web::http::Response;
 
-/// Services that are attacked constantly when open to anyone.
-const RISKY: &[(u16, &str)] = &[
-    (21, "FTP"),
-    (22, "SSH"),
-    (23, "Telnet"),
-    (135, "Windows RPC"),
-    (139, "NetBIOS"),
-    (445, "SMB file sharing"),
-    (1433, "SQL Server"),
-    (3306, "MySQL"),
-    (3389, "Remote Desktop"),
-    (5900, "VNC"),
-    (6379, "Redis"),
-];
+/// Services that are attacked constantly when open to anyone (the same list the
+/// port-mapping policy refuses unless named).
+use crate::portmap::policy::RISKY_PORTS as RISKY;
 
 /// The warnings for port ranges reachable by `anyone` (or always, for clear-text logins),
 /// one per risky service in the ranges, joined with "; ".

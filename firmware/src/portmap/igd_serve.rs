@@ -13,8 +13,7 @@
 mod http;
 mod ssdp_io;
 
-use std::io::Read as _;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,8 +23,8 @@ use std::time::Duration;
 use super::describe::Udns;
 use super::{ssdp, LanSide, Mapper};
 use crate::config::Timestamp;
+use crate::web::backend;
 use crate::web::gate::{self, Limits};
-use crate::web::http::Request;
 
 /// The private socket between the gate and tiny_http is `run_dir/SOCKET_PREFIX<pid>.sock`.
 const SOCKET_PREFIX: &str = ".portcullis-igd-";
@@ -50,14 +49,8 @@ pub enum IgdError {
         #[source]
         source: std::io::Error,
     },
-    #[error("creating the UPnP handler socket {path}")]
-    Backend {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("starting the UPnP HTTP server on {path}: {message}")]
-    Http { path: PathBuf, message: String },
+    #[error("setting up the UPnP handlers")]
+    Backend(#[source] backend::BackendError),
     #[error("starting UPnP threads")]
     Threads(#[source] std::io::Error),
 }
@@ -192,27 +185,9 @@ pub(crate) fn start_on(
     let (listen, senders) = ssdp_io::open(&site, ports)?;
     let senders = Arc::new(senders);
 
-    let socket = opts
-        .run_dir
-        .join(format!("{SOCKET_PREFIX}{}.sock", std::process::id()));
-    remove_stale_sockets(&opts.run_dir);
-    let backend = |source| IgdError::Backend {
-        path: socket.clone(),
-        source,
-    };
-    let unix = std::os::unix::net::UnixListener::bind(&socket).map_err(backend)?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-            .map_err(backend)?;
-    }
-    let server =
-        Arc::new(
-            tiny_http::Server::from_listener(unix, None).map_err(|e| IgdError::Http {
-                path: socket.clone(),
-                message: e.to_string(),
-            })?,
-        );
+    let (socket, server) =
+        backend::bind(&opts.run_dir, SOCKET_PREFIX).map_err(IgdError::Backend)?;
+    let server = Arc::new(server);
     let stop = Arc::new(AtomicBool::new(false));
     // BOOTID.UPNP.ORG must grow with each start (UDA 1.1 §1.2.2): the start time does.
     let boot_id = u32::try_from(Timestamp::now().0 & 0x7fff_ffff).unwrap_or(1);
@@ -332,23 +307,6 @@ impl Drop for IgdService {
 
 /// Removes the handler sockets of earlier daemons from `run_dir` (the daemon holds an
 /// exclusive lock on its config, so any such socket belongs to a dead one).
-fn remove_stale_sockets(run_dir: &Path) {
-    use std::os::unix::fs::FileTypeExt as _;
-    let Ok(dir) = std::fs::read_dir(run_dir) else {
-        return;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let ours = name
-            .to_str()
-            .is_some_and(|n| n.starts_with(SOCKET_PREFIX) && n.ends_with(".sock"))
-            && e.file_type().is_ok_and(|t| t.is_socket());
-        if ours {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
 fn handler_loop(
     server: &tiny_http::Server,
     site: &http::Site,
@@ -357,34 +315,9 @@ fn handler_loop(
 ) {
     while !stop.load(Ordering::Relaxed) {
         let Ok(mut rq) = server.recv() else { continue };
-        let headers: Vec<(String, String)> = rq
-            .headers()
-            .iter()
-            .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
-            .collect();
-        let peer = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(gate::PEER_HEADER))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let mut body = Vec::new();
-        let limit = super::xml::MAX_BODY as u64 + 1;
-        let _ = rq.as_reader().take(limit).read_to_end(&mut body);
-        let req = Request {
-            method: rq.method().as_str().to_ascii_uppercase(),
-            path: rq.url().split('?').next().unwrap_or("/").to_string(),
-            headers,
-            body,
-            peer,
-        };
+        let req = backend::request(&mut rq, super::xml::MAX_BODY as u64 + 1);
         let resp = crate::web::guarded(|| http::route(site, mapper, &req, Timestamp::now()));
-        let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
-        for (name, value) in resp.headers {
-            if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                out.add_header(h);
-            }
-        }
-        let _ = rq.respond(out);
+        backend::respond(rq, resp);
     }
 }
 

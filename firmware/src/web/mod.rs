@@ -18,6 +18,7 @@ pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod backend;
 pub mod gate;
 pub mod hasher;
 pub mod http;
@@ -26,7 +27,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod throttle;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,14 +64,8 @@ pub enum WebError {
         #[source]
         source: std::io::Error,
     },
-    #[error("creating the handler socket {path}")]
-    Backend {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("starting the HTTP server on {path}: {message}")]
-    Http { path: PathBuf, message: String },
+    #[error("setting up the web handlers")]
+    Backend(#[source] backend::BackendError),
     #[error("starting web server threads")]
     Threads(#[source] std::io::Error),
 }
@@ -172,27 +167,9 @@ pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
         addrs.push(l.local_addr().unwrap_or(*addr));
         listeners.push(l);
     }
-    remove_stale_sockets(&opts.run_dir);
-    let socket = opts
-        .run_dir
-        .join(format!("{SOCKET_PREFIX}{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&socket);
-    let unix =
-        std::os::unix::net::UnixListener::bind(&socket).map_err(|source| WebError::Backend {
-            path: socket.clone(),
-            source,
-        })?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
-    }
-    let server =
-        Arc::new(
-            tiny_http::Server::from_listener(unix, None).map_err(|e| WebError::Http {
-                path: socket.clone(),
-                message: e.to_string(),
-            })?,
-        );
+    let (socket, server) =
+        backend::bind(&opts.run_dir, SOCKET_PREFIX).map_err(WebError::Backend)?;
+    let server = Arc::new(server);
     let app = Arc::new(App::new(daemon, opts.app.clone()).map_err(WebError::Threads)?);
     let stop = Arc::new(AtomicBool::new(false));
     let mut handlers = Vec::new();
@@ -251,30 +228,6 @@ pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
     })
 }
 
-/// Removes the handler sockets of earlier daemons from `run_dir`. The daemon holds an
-/// exclusive lock on its config, so any such socket but our own belongs to a dead one.
-fn remove_stale_sockets(run_dir: &std::path::Path) {
-    use std::os::unix::fs::FileTypeExt as _;
-    let Ok(dir) = std::fs::read_dir(run_dir) else {
-        return;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let ours = name.starts_with(SOCKET_PREFIX)
-            && name.ends_with(".sock")
-            && e.file_type().is_ok_and(|t| t.is_socket());
-        if ours {
-            if let Err(err) = std::fs::remove_file(e.path()) {
-                eprintln!(
-                    "portcullis: web: removing the stale socket {}: {err}",
-                    e.path().display()
-                );
-            }
-        }
-    }
-}
-
 /// Runs one request's handler. Handlers are written not to panic; should one anyway
 /// (debug builds and tests unwind; release builds abort, see docs/decisions.md), the
 /// client gets a 500 and the thread lives on.
@@ -290,39 +243,10 @@ fn handler_loop(server: &tiny_http::Server, app: &App, stop: &AtomicBool) {
         let Ok(mut rq) = server.recv() else {
             continue;
         };
-        let req = convert(&mut rq);
+        // The gate already capped the body at its limit.
+        let req = backend::request(&mut rq, u64::MAX);
         let resp = guarded(|| route(app, &req, Timestamp::now()));
-        let mut out = tiny_http::Response::from_data(resp.body).with_status_code(resp.status);
-        for (name, value) in resp.headers {
-            if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                out.add_header(h);
-            }
-        }
-        let _ = rq.respond(out);
-    }
-}
-
-fn convert(rq: &mut tiny_http::Request) -> Request {
-    let headers: Vec<(String, String)> = rq
-        .headers()
-        .iter()
-        .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
-        .collect();
-    let peer = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(gate::PEER_HEADER))
-        .and_then(|(_, v)| v.parse::<IpAddr>().ok())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let mut body = Vec::new();
-    let _ = std::io::Read::read_to_end(rq.as_reader(), &mut body);
-    let url = rq.url();
-    let path = url.split('?').next().unwrap_or("/").to_string();
-    Request {
-        method: rq.method().as_str().to_ascii_uppercase(),
-        path,
-        headers,
-        body,
-        peer,
+        backend::respond(rq, resp);
     }
 }
 
@@ -380,7 +304,7 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         let other = dir.join("config.json");
         std::fs::write(&other, b"{}").unwrap();
-        remove_stale_sockets(&dir);
+        backend::remove_stale(&dir, SOCKET_PREFIX);
         assert!(!stale.exists());
         assert!(file.exists() && other.exists());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -30,11 +30,26 @@ fn request(
     csrf: &str,
     body: &str,
 ) -> std::io::Result<(u16, String, String)> {
-    let mut s = TcpStream::connect_timeout(&SocketAddr::V4(to), Duration::from_secs(2))?;
+    raw_request(SocketAddr::V4(to), method, path, cookie, csrf, body, &[])
+}
+
+/// One raw HTTP/1.1 request with the session cookie, CSRF token and `extra` headers, from
+/// the current thread's namespace: (status, head, body).
+pub fn raw_request(
+    to: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    csrf: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let extra: String = extra.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nCookie: pc_session={cookie}\r\n\
-         Content-Type: application/json\r\nX-CSRF-Token: {csrf}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nX-CSRF-Token: {csrf}\r\n{extra}Connection: close\r\n\
          Content-Length: {}\r\n\r\n{body}",
         to.ip(),
         body.len()

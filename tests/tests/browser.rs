@@ -251,26 +251,7 @@ fn http_with(
     body: &str,
     extra: &[(&str, &str)],
 ) -> std::io::Result<(u16, String, String)> {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let extra: String = extra.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nCookie: pc_session={cookie}\r\n\
-         Content-Type: application/json\r\nX-CSRF-Token: {csrf}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-        to.ip(),
-        body.len()
-    );
-    s.write_all(req.as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, head.to_owned(), body.to_owned()))
+    portcullis_e2e::web::raw_request(to, method, path, cookie, csrf, body, extra)
 }
 
 /// The ETag header of an answer's head.

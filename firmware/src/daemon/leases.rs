@@ -264,7 +264,10 @@ impl Owner {
     fn install_table(&mut self, next: Table, now: Timestamp) -> Result<(), Refusal> {
         self.engine.intact();
         self.engine.set_leases(next.mappings());
-        if let Err(e) = self.engine.install(&self.core.config, now) {
+        // The config in force was validated and its host facts read when it was
+        // installed (facts are re-read every few seconds): only the leases change here.
+        let facts = self.facts.clone();
+        if let Err(e) = self.engine.install_with(&self.core.config, &facts, now) {
             self.engine.set_leases(self.table.mappings());
             let why = chain(&e);
             eprintln!("portcullis: installing port mappings failed: {why}");

@@ -59,7 +59,7 @@ impl Driver {
             let id = self.el(css);
             match act(&id) {
                 Ok(_) => return,
-                Err(e) if e.contains("stale element") && Instant::now() < deadline => {}
+                Err(e) if is_stale(&e) && Instant::now() < deadline => {}
                 Err(e) => panic!("WebDriver action on {css}: {e}"),
             }
         }
@@ -113,7 +113,7 @@ impl Driver {
     pub fn try_text(&self, id: &str) -> Option<String> {
         match self.try_call("GET", &format!("/element/{id}/text"), None) {
             Ok(v) => Some(v.as_str().unwrap_or_default().to_owned()),
-            Err(e) if e.contains("stale element") => None,
+            Err(e) if is_stale(&e) => None,
             Err(e) => panic!("WebDriver GET /element/{id}/text: {e}"),
         }
     }
@@ -269,4 +269,12 @@ pub fn session(profile: &Path) -> Driver {
         session,
         agent,
     }
+}
+
+/// Whether a WebDriver error means the element left the document between its lookup and
+/// the call. ChromeDriver says "stale element reference" when the page re-rendered it, and
+/// "Node with given id does not belong to the document" when the document itself was
+/// replaced (a navigation, e.g. the UI moving to its new port) in that window.
+fn is_stale(error: &str) -> bool {
+    error.contains("stale element") || error.contains("does not belong to the document")
 }

@@ -178,6 +178,7 @@ fn start_state(saved: &std::path::Path) -> daemon::Start {
         forwards: Vec::new(),
         triggers: Vec::new(),
         upnp: Default::default(),
+        vpn: None,
     };
     daemon::Start::Broken {
         fallback: Box::new(fallback),

@@ -308,6 +308,7 @@ fn config(rng: &mut Rng) -> Config {
         forwards,
         triggers,
         upnp: Default::default(),
+        vpn: None,
     }
 }
 

@@ -7,6 +7,7 @@
 mod types;
 mod upnp;
 mod validate;
+mod vpn;
 
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -16,6 +17,10 @@ pub use upnp::{
     MacAddr, Upnp, UpnpMode, UpnpRule, DEFAULT_MAX_LEASE_SECS, DEFAULT_MAX_PER_HOST, MAX_MAPPINGS,
 };
 pub use validate::{validate, validate_host, Issue, Report, Severity, RESERVED_PORTS};
+pub use vpn::{
+    ProviderForward, Vpn, VpnDevices, VpnPeer, DEFAULT_FWMARK, DEFAULT_GATEWAY, DEFAULT_INTERFACE,
+    DEFAULT_MTU, DEFAULT_TABLE,
+};
 
 /// The config format this build reads and writes.
 pub const VERSION: u32 = 1;
@@ -40,6 +45,9 @@ pub struct Config {
     /// absent.
     #[serde(default, skip_serializing_if = "Upnp::is_default")]
     pub upnp: Upnp,
+    /// A WireGuard tunnel to a VPN provider; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<Vpn>,
 }
 
 /// The LAN side: one interface (usually a bridge) and the subnets on it.

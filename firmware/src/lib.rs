@@ -17,4 +17,5 @@ pub mod render;
 pub mod ruleset;
 pub mod status;
 pub mod store;
+pub mod vpn;
 pub mod web;

@@ -63,11 +63,25 @@ pub struct HostFacts {
     /// of the host, but like facts they are gathered before planning. Leases whose port a
     /// forward or trigger of the config holds are left out (the config wins).
     pub leases: Vec<crate::portmap::Mapping>,
+    /// The port the VPN provider forwards to us right now (NAT-PMP over the tunnel), as
+    /// the daemon's provider client holds it; none while no port is held. Planned as an
+    /// open port with provenance [`Provenance::VpnProvider`], reachable only through the
+    /// tunnel interface, whose elements time out when the provider's lease ends.
+    pub vpn_port: Option<VpnPort>,
     /// The planning moment in milliseconds since the epoch, when the caller knows it
     /// (`now` is whole seconds). Element timeouts then end at `expires_at` to the
     /// millisecond instead of up to a second late. Ignored unless it lies within `now`'s
     /// second.
     pub now_ms: Option<u64>,
+}
+
+/// A port the VPN provider forwards to us (UDP and TCP, the same number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VpnPort {
+    /// The provider's external port (the one the internet connects to).
+    pub port: u16,
+    /// Time left of the provider's lease; the kernel closes the port when it elapses.
+    pub expires_in: Duration,
 }
 
 /// Datapath state read from the installed table before it is replaced, so that a config

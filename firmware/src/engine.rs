@@ -118,6 +118,7 @@ impl Engine {
             wan_addrs: facts.wan_addrs.clone(),
             carried: Carried::default(),
             leases: std::mem::take(&mut self.leases),
+            vpn_port: facts.vpn_port,
             // Sub-second precision for expiry timeouts (the planner ignores it unless it
             // falls within `now`'s second), so the kernel closes a forward on time.
             now_ms: std::time::SystemTime::now()

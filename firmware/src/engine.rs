@@ -51,6 +51,8 @@ pub struct Engine {
     /// Port mappings of LAN clients, planned with every install except the safe base
     /// ruleset (which opens nothing).
     leases: Vec<Mapping>,
+    /// The VPN provider's forwarded port and the end of its lease (see `set_vpn_port`).
+    vpn_port: Option<(u16, std::time::Instant)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -68,12 +70,20 @@ impl Engine {
             saved: saved.to_path_buf(),
             installed: None,
             leases: Vec::new(),
+            vpn_port: None,
         })
     }
 
     /// Sets the port mappings the next installs plan with (the caller installs).
     pub fn set_leases(&mut self, leases: Vec<Mapping>) {
         self.leases = leases;
+    }
+
+    /// Sets the port the VPN provider forwards to us and when its lease ends (none: no
+    /// port held). The next installs plan it with the time left then, so the kernel closes
+    /// it when the provider's lease ends even if no one re-plans.
+    pub fn set_vpn_port(&mut self, port: Option<(u16, std::time::Instant)>) {
+        self.vpn_port = port;
     }
 
     /// Where the config is saved.
@@ -118,7 +128,10 @@ impl Engine {
             wan_addrs: facts.wan_addrs.clone(),
             carried: Carried::default(),
             leases: std::mem::take(&mut self.leases),
-            vpn_port: facts.vpn_port,
+            vpn_port: self.vpn_port.and_then(|(port, until)| {
+                let expires_in = until.checked_duration_since(std::time::Instant::now())?;
+                (!expires_in.is_zero()).then_some(crate::plan::VpnPort { port, expires_in })
+            }),
             // Sub-second precision for expiry timeouts (the planner ignores it unless it
             // falls within `now`'s second), so the kernel closes a forward on time.
             now_ms: std::time::SystemTime::now()

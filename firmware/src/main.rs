@@ -12,6 +12,7 @@ use portcullis::portmap::table::Policy;
 use portcullis::{facts, plan, readback, render, status, web};
 
 mod serve;
+mod vpn_cmd;
 use serve::serve;
 
 const DEFAULT_CONFIG: &str = "/etc/portcullis/config.json";
@@ -23,11 +24,18 @@ commands:
   check FILE     validate FILE; exit 1 with one line per problem
   plan FILE      print the nftables ruleset FILE would install (nft syntax)
   apply FILE     validate FILE, install it atomically, save it as SAVED
-  status [--json] forwards and triggers: state, hits, time left
+  status [--json] forwards, triggers, mappings, the VPN tunnel: state, hits, time left
   serve          run the daemon: install SAVED, keep expiry and status current, and
                  serve the web UI on the LAN interface's addresses (management.http_port)
                  or on each --listen ADDR:PORT instead (never give a WAN address);
                  risky UI changes roll back unless confirmed within --trial-secs (60)
+  vpn import FILE [--devices all|LIST] [--forward-to ADDR[:PORT]|none]
+                 [--gateway ADDR] [--kill-switch on|off]
+                 import the provider's WireGuard file (wg-quick format) and
+                 bring the tunnel up; LIST is addresses/subnets and MACs,
+                 comma-separated; the private key is stored in vpn.key (0600)
+  vpn on|off     switch the imported tunnel on or off
+  vpn remove     remove the tunnel and forget its key
   set-password   read a new web UI admin password from standard input (console
                  recovery when web.json is lost or damaged)
   --version      print the version
@@ -87,6 +95,7 @@ fn main() -> ExitCode {
         ["status", "--json"] => status_cmd(&saved, true),
         ["serve"] => serve(&saved, listen, trial_secs),
         ["set-password"] => set_password(&saved),
+        ["vpn", rest @ ..] => vpn_cmd::vpn(&saved, rest),
         _ => usage_error("unknown command or wrong arguments"),
     }
 }
@@ -102,7 +111,7 @@ fn stdout(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-fn usage_error(why: &str) -> ExitCode {
+pub(crate) fn usage_error(why: &str) -> ExitCode {
     eprintln!("portcullis: {why}\n\n{USAGE}");
     ExitCode::from(2)
 }
@@ -300,6 +309,7 @@ fn status_cmd(saved: &std::path::Path, json: bool) -> ExitCode {
     };
     let now = Timestamp::now();
     let s = status::compute(&cfg, &view, now);
+    let vpn = vpn_cmd::status_view(saved, &cfg, &view.counters, now);
     // No daemon: the mappings its last run saved (their leases run on in the kernel).
     let mappings = daemon::leases::read(&control::state_dir(saved), now)
         .map(|t| t.mappings())
@@ -311,6 +321,7 @@ fn status_cmd(saved: &std::path::Path, json: bool) -> ExitCode {
                 "mappings".into(),
                 serde_json::to_value(&mappings).unwrap_or_default(),
             );
+            o.insert("vpn".into(), serde_json::to_value(&vpn).unwrap_or_default());
         }
         stdout(&format!(
             "{}\n",
@@ -319,6 +330,9 @@ fn status_cmd(saved: &std::path::Path, json: bool) -> ExitCode {
     } else {
         stdout(&status::render_text(&s));
         stdout(&status::render_mappings(&mappings, now));
+        if let Some(v) = &vpn {
+            stdout(&portcullis::vpn::view::render_text(v, now.0));
+        }
     }
     ExitCode::SUCCESS
 }

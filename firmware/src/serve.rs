@@ -178,7 +178,9 @@ fn start_state(saved: &std::path::Path) -> daemon::Start {
         forwards: Vec::new(),
         triggers: Vec::new(),
         upnp: Default::default(),
-        vpn: None,
+        // Fail closed: a tunnel (with its kill switch) that can be read from the broken
+        // file stays, so its devices do not fall back to the WAN in clear.
+        vpn: store::json(raw["vpn"].to_string().as_bytes()).ok(),
     };
     daemon::Start::Broken {
         fallback: Box::new(fallback),

@@ -63,6 +63,13 @@ pub enum Request {
     Apply { config: Value },
     /// Status and health (`portcullis status`).
     Status,
+    /// Replace the `vpn` section (`portcullis vpn …`): `vpn` is the new section (null:
+    /// remove the tunnel and its key); an import carries the provider's keys, base64.
+    Vpn {
+        vpn: Value,
+        private_key: Option<String>,
+        preshared_key: Option<String>,
+    },
 }
 
 /// The directory holding the saved config (and the socket and lock).
@@ -160,7 +167,14 @@ fn answer(mut conn: UnixStream, handle: &Handle) -> std::io::Result<()> {
                     if let super::Health::SafeMode { reason } = &s.health {
                         text = format!("SAFE MODE (nothing is forwarded): {reason}\n{text}");
                     }
+                    if let Some(vpn) = &s.vpn {
+                        text.push_str(&crate::vpn::view::render_text(vpn, s.taken_at.0));
+                    }
                     if let Some(o) = v.as_object_mut() {
+                        o.insert(
+                            "vpn".into(),
+                            serde_json::to_value(&s.vpn).unwrap_or_default(),
+                        );
                         o.insert(
                             "health".into(),
                             serde_json::to_value(&s.health).unwrap_or_default(),
@@ -176,12 +190,45 @@ fn answer(mut conn: UnixStream, handle: &Handle) -> std::io::Result<()> {
             },
             Err(e) => json!({"ok": false, "error": e.to_string()}),
         },
+        Ok(Request::Vpn {
+            vpn,
+            private_key,
+            preshared_key,
+        }) => match vpn_edit(&vpn, private_key.as_deref(), preshared_key.as_deref()) {
+            Err(e) => json!({"ok": false, "error": e}),
+            Ok(edit) => apply_reply(handle.edit(edit)),
+        },
         Ok(Request::Apply { config }) => match Config::parse(&config.to_string()) {
             Err(e) => json!({"ok": false, "error": format!("bad config: {}", chain(&e))}),
             Ok(config) => apply_reply(handle.edit(Edit::Replace(Box::new(config)))),
         },
     };
     conn.write_all(serde_json::to_string(&reply).unwrap_or_default().as_bytes())
+}
+
+/// The edit a `vpn` request asks for.
+fn vpn_edit(vpn: &Value, private: Option<&str>, psk: Option<&str>) -> Result<Edit, String> {
+    use crate::vpn::{key::Key, secrets::Secrets};
+    let key = |k: &str, what: &str| Key::from_base64(k).ok_or(format!("bad {what}"));
+    let secrets = match private {
+        Some(k) => Some(Secrets {
+            private_key: key(k, "private key")?,
+            preshared_key: psk.map(|p| key(p, "preshared key")).transpose()?,
+        }),
+        None => None,
+    };
+    let vpn = match vpn {
+        Value::Null => None,
+        v => Some(Box::new(
+            crate::store::json::<crate::config::Vpn>(v.to_string().as_bytes())
+                .map_err(|e| format!("bad vpn section: {e}"))?,
+        )),
+    };
+    Ok(Edit::Vpn {
+        if_match: None,
+        vpn,
+        secrets,
+    })
 }
 
 /// The answer to an apply.

@@ -121,6 +121,12 @@ impl Core {
                 tag = Some(etag(&upnp));
                 cfg.upnp = upnp;
             }
+            Edit::Vpn { if_match, vpn, .. } => {
+                check_match(&cfg.vpn, if_match.as_deref(), "the VPN settings")?;
+                let vpn = vpn.map(|v| *v);
+                tag = Some(etag(&vpn));
+                cfg.vpn = vpn;
+            }
             Edit::Restore(new) => {
                 let before = Settings::of(&cfg);
                 let after = Settings::of(&new);

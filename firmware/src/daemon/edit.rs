@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Forward, Lan, Management, Report, Trigger, Upnp, Wan};
+use crate::config::{Config, Forward, Lan, Management, Report, Trigger, Upnp, Vpn, Wan};
 use crate::engine::EngineError;
 
 /// Which list an item lives in.
@@ -91,6 +91,14 @@ pub enum Edit {
         if_match: Option<String>,
         upnp: Upnp,
     },
+    /// Replaces the `vpn` section (none: no tunnel at all). With `secrets` (an import of
+    /// the provider's file) the owner saves them to `vpn.key` once the new section is in
+    /// force; without, the saved secrets stay.
+    Vpn {
+        if_match: Option<String>,
+        vpn: Option<Box<Vpn>>,
+        secrets: Option<crate::vpn::secrets::Secrets>,
+    },
     /// Restores a backup: forwards and triggers at once, changed settings on trial.
     Restore(Box<Config>),
     /// Replaces the whole config and ends any trial (`portcullis apply`: it states the
@@ -117,6 +125,18 @@ impl Edit {
             Edit::DeleteTrigger { name, .. } => ("trigger.delete", name.clone()),
             Edit::Settings { .. } => ("settings.change", String::new()),
             Edit::Upnp { upnp, .. } => ("upnp.settings", format!("mode {}", upnp.mode)),
+            Edit::Vpn { vpn, secrets, .. } => (
+                if secrets.is_some() {
+                    "vpn.import"
+                } else {
+                    "vpn.settings"
+                },
+                match vpn {
+                    Some(v) if v.enabled => format!("{} on", v.interface),
+                    Some(v) => format!("{} off", v.interface),
+                    None => "removed".to_string(),
+                },
+            ),
             Edit::Restore(_) => ("config.restore", String::new()),
             Edit::Replace(_) => ("config.apply", String::new()),
             Edit::Reload(_) => ("config.reload", String::new()),

@@ -31,6 +31,8 @@ pub enum Command {
     Confirm { reply: Sender<bool> },
     /// Port mappings: a protocol server's request, or the owner's revoke and decisions.
     Portmap(PortmapCall, Sender<PortmapReply>),
+    /// A report of the VPN provider's port-forwarding client.
+    VpnProvider(crate::vpn::provider_io::Update),
     /// Stop the owner thread (the ruleset stays installed).
     Shutdown,
 }
@@ -43,6 +45,7 @@ impl std::fmt::Debug for Command {
             Command::Reload { .. } => "Reload",
             Command::Confirm { .. } => "Confirm",
             Command::Portmap(..) => "Portmap",
+            Command::VpnProvider(..) => "VpnProvider",
             Command::Shutdown => "Shutdown",
         })
     }
@@ -59,6 +62,8 @@ pub struct Snapshot {
     pub health: Health,
     /// Live port mappings, the approval queue, the external address.
     pub portmap: PortmapView,
+    /// The WireGuard tunnel, when the config has one.
+    pub vpn: Option<crate::vpn::view::VpnView>,
     pub taken_at: Timestamp,
 }
 

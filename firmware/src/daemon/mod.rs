@@ -12,6 +12,7 @@ pub mod core;
 pub mod edit;
 mod handle;
 pub mod leases;
+mod vpn;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -84,7 +85,10 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel();
     let join = std::thread::Builder::new()
         .name("portcullis-owner".into())
-        .spawn(move || Owner::new(engine, start, opts).run(&rx))?;
+        .spawn({
+            let tx = tx.clone();
+            move || Owner::new(engine, start, opts, tx).run(&rx)
+        })?;
     Ok((Handle { tx }, join))
 }
 
@@ -101,10 +105,17 @@ struct Owner {
     /// When `leases.json` was last written, and whether the table changed since.
     leases_saved: Option<Instant>,
     leases_dirty: bool,
+    /// The WireGuard tunnel and the provider's port.
+    vpn: vpn::OwnerVpn,
 }
 
 impl Owner {
-    fn new(engine: Engine, start: Start, opts: OwnerOptions) -> Owner {
+    fn new(
+        engine: Engine,
+        start: Start,
+        opts: OwnerOptions,
+        tx: std::sync::mpsc::Sender<Command>,
+    ) -> Owner {
         let trial = opts
             .state_dir
             .as_ref()
@@ -118,7 +129,9 @@ impl Owner {
             .as_ref()
             .map(|d| leases::load(d, Timestamp::now()))
             .unwrap_or_default();
+        let vpn = vpn::OwnerVpn::new(opts.state_dir.as_deref(), tx);
         Owner {
+            vpn,
             engine,
             core: Core::new(config, trial, Health::Ok),
             facts: HostFacts::default(),
@@ -147,6 +160,7 @@ impl Owner {
             if last_poll.is_none_or(|t: Instant| t.elapsed() >= FACTS_POLL) {
                 self.refresh_facts(now);
                 self.reconcile(now);
+                self.vpn_check(now);
                 last_poll = Some(Instant::now());
             }
             self.flush_leases(false);
@@ -206,6 +220,7 @@ impl Owner {
                 now,
             ),
         }
+        self.vpn_sync(now);
     }
 
     /// Installs the safe base ruleset and says so everywhere.
@@ -229,7 +244,11 @@ impl Owner {
     fn handle(&mut self, cmd: Command) {
         let now = Timestamp::now();
         match cmd {
-            Command::Edit { edit, reply } => {
+            Command::Edit { mut edit, reply } => {
+                let (secrets, removed) = match &mut edit {
+                    Edit::Vpn { vpn, secrets, .. } => (secrets.take(), vpn.is_none()),
+                    _ => (None, false),
+                };
                 // Edits that do not come from the web (which audits its own) are audited
                 // here: `portcullis apply` over the control socket.
                 let audited = matches!(edit, Edit::Replace(_)).then(|| edit.describe());
@@ -242,6 +261,10 @@ impl Owner {
                 if let Some((action, target)) = audited {
                     self.audit_outcome(&action, &target, &r);
                 }
+                if r.is_ok() {
+                    self.vpn_edited(secrets, removed);
+                }
+                self.vpn_sync(now);
                 let _ = reply.send(r);
             }
             Command::Reload { reply } => {
@@ -256,6 +279,7 @@ impl Owner {
                     Err(e) => Err(EditError::Engine(EngineError::Load(e))),
                 };
                 self.audit_outcome("config.reload", &path.display().to_string(), &r);
+                self.vpn_sync(now);
                 let _ = reply.send(r);
             }
             Command::Snapshot { reply } => {
@@ -272,6 +296,7 @@ impl Owner {
             Command::Portmap(call, reply) => {
                 let _ = reply.send(self.portmap(call, now));
             }
+            Command::VpnProvider(update) => self.vpn_provider(update, now),
             Command::Shutdown => {}
         }
     }
@@ -317,7 +342,14 @@ impl Owner {
     }
 
     fn snapshot(&mut self, now: Timestamp) -> Snapshot {
-        let status = crate::readback::kernel_view(self.engine.nft(), crate::plan::TABLE)
+        let view = crate::readback::kernel_view(self.engine.nft(), crate::plan::TABLE);
+        let vpn = self.vpn_view(
+            view.as_ref()
+                .map(|v| &v.counters)
+                .unwrap_or(&Default::default()),
+            now,
+        );
+        let status = view
             .map(|view| status::compute(&self.core.config, &view, now))
             .map_err(|e| chain(&e));
         Snapshot {
@@ -346,6 +378,7 @@ impl Owner {
                     listen_error: listening.error,
                 }
             },
+            vpn,
             taken_at: now,
         }
     }

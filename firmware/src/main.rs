@@ -214,8 +214,12 @@ fn apply(file: &str, saved: &std::path::Path) -> ExitCode {
     let router = facts::interface_addrs(&cfg.lan.interface).unwrap_or_default();
     let closed = leases.reconcile(&Policy::of(&cfg).with_router(router), now);
     engine.set_leases(leases.mappings());
+    let old_vpn = Config::load(saved).ok().and_then(|c| c.vpn);
     match engine.apply_and_save(&cfg, now) {
         Ok(_) => {
+            if old_vpn.is_some() || cfg.vpn.is_some() {
+                vpn_cmd::converge(saved, old_vpn.as_ref(), cfg.vpn.as_ref());
+            }
             daemon::leases::save(&dir, &leases);
             for (m, why) in closed {
                 println!(

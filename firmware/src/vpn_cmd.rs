@@ -218,27 +218,39 @@ fn change(
         }
         _ => {}
     }
-    if let Some(o) = old.filter(|o| {
-        vpn.as_ref()
-            .is_none_or(|v| !v.enabled || v.interface != o.interface)
-    }) {
+    if !converge(saved, old.as_ref(), vpn.as_ref()) {
+        return ExitCode::FAILURE;
+    }
+    println!("vpn: {what}; saved as {}", saved.display());
+    ExitCode::SUCCESS
+}
+
+/// With no daemon running, after a new config is in force: the kernel's tunnel follows it
+/// (the old one removed, the new one installed from the stored key). False when the new
+/// tunnel could not be installed (said on stderr; the ruleset's kill switch holds).
+pub fn converge(saved: &Path, old: Option<&Vpn>, new: Option<&Vpn>) -> bool {
+    let new = new.filter(|v| v.enabled);
+    let moved = |o: &&Vpn| new.is_none_or(|n| n.interface != o.interface || n.table != o.table);
+    if let Some(o) = old.filter(moved) {
         if let Err(e) = tunnel::remove(&o.interface, o.table) {
             eprintln!("warning: removing the old tunnel: {}", chain(&e));
         }
     }
-    if let Some(v) = vpn.filter(|v| v.enabled) {
-        let installed = secrets::load(&key_path)
-            .map_err(|e| chain(&e))
-            .and_then(|k| k.ok_or_else(|| "no private key stored (vpn.key)".to_string()))
-            .and_then(|k| tunnel::plan(&v, &k).map_err(|e| chain(&e)))
-            .and_then(|p| tunnel::install(&p).map_err(|e| chain(&e)));
-        if let Err(why) = installed {
-            eprintln!("error: the ruleset is in force (its kill switch too), but the tunnel is not: {why}");
-            return ExitCode::FAILURE;
+    let Some(v) = new else { return true };
+    let installed = secrets::load(&secrets::path(saved))
+        .map_err(|e| chain(&e))
+        .and_then(|k| k.ok_or_else(|| "no private key stored (vpn.key)".to_string()))
+        .and_then(|k| tunnel::plan(v, &k).map_err(|e| chain(&e)))
+        .and_then(|p| tunnel::install(&p).map_err(|e| chain(&e)));
+    match installed {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!(
+                "error: the ruleset is in force (its kill switch too), but the tunnel is not: {why}"
+            );
+            false
         }
     }
-    println!("vpn: {what}; saved as {}", saved.display());
-    ExitCode::SUCCESS
 }
 
 /// The tunnel for `portcullis status` when no daemon runs: no provider port is held then.

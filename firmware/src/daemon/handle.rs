@@ -138,3 +138,48 @@ pub struct TrialInfo {
     /// When the last unconfirmed trial was rolled back.
     pub rolled_back_at: Option<Timestamp>,
 }
+
+impl super::Owner {
+    /// Everything a view needs, read at one moment.
+    pub(super) fn snapshot(&mut self, now: Timestamp) -> Snapshot {
+        let view = crate::readback::kernel_view(self.engine.nft(), crate::plan::TABLE);
+        let vpn = self.vpn_view(
+            view.as_ref()
+                .map(|v| &v.counters)
+                .unwrap_or(&Default::default()),
+            now,
+        );
+        let status = view
+            .map(|view| crate::status::compute(&self.core.config, &view, now))
+            .map_err(|e| super::chain(&e));
+        Snapshot {
+            config: self.core.config.clone(),
+            status,
+            trial: TrialInfo {
+                remaining_secs: self
+                    .core
+                    .trial
+                    .as_ref()
+                    .map(|t| t.deadline.0.saturating_sub(now.0)),
+                rolled_back_at: self.core.rolled_back_at,
+            },
+            health: self.core.health.clone(),
+            portmap: {
+                let listening = self.opts.services.state();
+                PortmapView {
+                    // In safe mode no mapping is installed, whatever the table holds.
+                    mappings: match self.core.health {
+                        Health::Ok => self.table.mappings(),
+                        Health::SafeMode { .. } => Vec::new(),
+                    },
+                    pending: self.table.pending(),
+                    external: self.external(),
+                    listening: listening.listening,
+                    listen_error: listening.error,
+                }
+            },
+            vpn,
+            taken_at: now,
+        }
+    }
+}

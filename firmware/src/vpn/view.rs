@@ -167,3 +167,108 @@ pub fn render_text(v: &VpnView, now_unix: u64) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{VpnDevices, VpnPeer};
+    use crate::vpn::key::Key;
+    use crate::vpn::tunnel::PeerState;
+
+    fn vpn() -> Vpn {
+        Vpn {
+            enabled: true,
+            interface: "wg0".into(),
+            addresses: vec!["10.2.0.2/32".parse().unwrap()],
+            dns: vec![],
+            mtu: 1420,
+            listen_port: None,
+            fwmark: 51820,
+            table: 51820,
+            peer: VpnPeer {
+                public_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+                endpoint: "198.51.100.1:51820".parse().unwrap(),
+                allowed_ips: vec!["0.0.0.0/0".parse().unwrap()],
+                persistent_keepalive: Some(25),
+            },
+            devices: VpnDevices::default(),
+            kill_switch: true,
+            port_forward: None,
+        }
+    }
+
+    fn kernel(handshake: Option<u64>) -> TunnelState {
+        TunnelState {
+            link_up: true,
+            mtu: 1420,
+            addresses: vec![],
+            public_key: None,
+            listen_port: 40000,
+            fwmark: 51820,
+            peers: vec![PeerState {
+                public_key: Key([0; 32]),
+                endpoint: Some("198.51.100.1:51820".parse().unwrap()),
+                last_handshake_unix_secs: handshake,
+                rx_bytes: 10,
+                tx_bytes: 20,
+                allowed_ips: vec![],
+                keepalive: 25,
+            }],
+        }
+    }
+
+    #[test]
+    fn state_follows_key_error_and_handshake_age() {
+        let c = HashMap::new();
+        let v = vpn();
+        let st = |k: Option<&TunnelState>, key: bool, err: Option<&str>| {
+            view(&v, k, None, &c, key, err.map(str::to_string), 1_000).state
+        };
+        assert_eq!(st(None, false, None), "no key");
+        assert_eq!(st(None, true, Some("no WireGuard")), "error");
+        assert_eq!(st(None, true, None), "error", "configured but no link");
+        assert_eq!(st(Some(&kernel(None)), true, None), "connecting");
+        assert_eq!(st(Some(&kernel(Some(900))), true, None), "connected");
+        assert_eq!(st(Some(&kernel(Some(800))), true, None), "stale");
+        let mut off = vpn();
+        off.enabled = false;
+        assert_eq!(view(&off, None, None, &c, true, None, 0).state, "off");
+    }
+
+    #[test]
+    fn counters_and_text() {
+        let mut c = HashMap::new();
+        c.insert(KILL_SWITCH_COUNTER.to_string(), (7, 700));
+        c.insert(PORT_FAIL_COUNTER.to_string(), (3, 300));
+        let k = kernel(Some(990));
+        let pf = PortForwardView {
+            port: Some(40000),
+            to: "192.168.1.10:80".into(),
+            health: "ok".into(),
+            expires_in_secs: Some(50),
+        };
+        let v = view(&vpn(), Some(&k), Some(pf), &c, true, None, 1_000);
+        assert_eq!((v.kill_switch_drops, v.port_fail_drops), (7, 3));
+        assert_eq!((v.rx_bytes, v.tx_bytes, v.listen_port), (10, 20, 40000));
+        let t = render_text(&v, 1_000);
+        assert!(
+            t.contains("vpn: wg0 connected (198.51.100.1:51820), handshake 10 s ago"),
+            "{t}"
+        );
+        assert!(t.contains("port 40000 -> 192.168.1.10:80 (ok)"), "{t}");
+        assert!(t.contains("kill switch on (7 dropped)"), "{t}");
+    }
+
+    #[test]
+    fn target_keeps_the_providers_number_unless_told() {
+        let mut pf = crate::config::ProviderForward {
+            gateway: crate::config::DEFAULT_GATEWAY,
+            to: "192.168.1.10".parse().unwrap(),
+            to_port: None,
+        };
+        assert_eq!(target(&pf, Some(40000)), "192.168.1.10:40000");
+        assert_eq!(target(&pf, None), "192.168.1.10:(the provider's port)");
+        pf.to_port = Some(80);
+        assert_eq!(target(&pf, Some(40000)), "192.168.1.10:80");
+    }
+}

@@ -15,9 +15,13 @@ pub const CT_FROM_TUNNEL: u32 = 1;
 /// Conntrack mark of DNS connections redirected to the tunnel's resolver.
 pub const CT_DNS_REDIRECT: u32 = 2;
 /// Priority of the first of the tunnel's policy-routing rules (the others follow it):
-/// `PRIORITY`: not fwmark F, to ENDPOINT/32 → table T (the Port Fail guard);
-/// `PRIORITY + 1`: fwmark TUNNEL_MARK → main, suppress_prefixlength 0;
-/// `PRIORITY + 2`: fwmark TUNNEL_MARK → table T.
+/// `PRIORITY`: fwmark F → main (WireGuard's own packets leave by the WAN);
+/// `PRIORITY + 1`: to ENDPOINT/32 → table T (the Port Fail guard: everything else to the
+/// endpoint's address goes through the tunnel; no plain host route to it exists);
+/// `PRIORITY + 2`: fwmark TUNNEL_MARK → main, suppress_prefixlength 0 (LAN routes stay);
+/// `PRIORITY + 3`: fwmark TUNNEL_MARK → table T.
+/// (One rule `not fwmark F to ENDPOINT` would be wrong: the kernel's invert flag negates
+/// the whole match, so it would catch every packet but WireGuard's own to the endpoint.)
 pub const RULE_PRIORITY: u32 = 10_000;
 
 pub mod conf;

@@ -536,4 +536,4 @@ fn merged_prefixes(nets: &[Ipv4Net]) -> Vec<(Value, Value)> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod vpn_tests;
+pub(crate) mod vpn_tests;

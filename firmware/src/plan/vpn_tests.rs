@@ -301,14 +301,20 @@ fn a_provider_port_the_config_holds_is_not_planned() {
     assert!(rs.set("vpn_dnat_tcp").unwrap().elements.is_empty());
 }
 
-#[test]
-#[ignore = "prints a sample plan with the tunnel, for the report and the golden fixture"]
-fn print_vpn_plan() {
+/// The example plan with a tunnel for selected devices and a held provider port (the
+/// golden test's source, `nft::vpn_golden`).
+pub(crate) fn sample_plan() -> Ruleset {
     let mut v = vpn();
     v.devices = VpnDevices {
         all: false,
         hosts: vec!["192.168.1.64/26".parse().unwrap()],
         macs: vec!["02:00:00:00:00:01".parse::<MacAddr>().unwrap()],
     };
-    print!("{}", render(&plan(&with(v), &held(45_678), NOW)));
+    plan(&with(v), &held(45_678), NOW)
+}
+
+#[test]
+#[ignore = "prints a sample plan with the tunnel, for the report"]
+fn print_vpn_plan() {
+    print!("{}", render(&sample_plan()));
 }

@@ -27,6 +27,21 @@
 //!   WAN IPv6 needs. `srcnat` masquerades LAN→WAN and hairpinned connections.
 //! - Forwards and triggers first become [`OpenPort`]s; the shared sets are filled from
 //!   that list alone.
+//! - With an enabled `vpn` (issue 9; `plan/vpn.rs`): `vpn_mark` (prerouting, mangle
+//!   priority -150) sets the tunnel mark on the tunnel devices' packets (every LAN packet,
+//!   or by the sets `vpn_hosts` / `vpn_macs`), the conntrack mark `CT_FROM_TUNNEL` on
+//!   connections arriving through the tunnel, and the tunnel mark on the LAN side of
+//!   those (their replies route back through it). `forward` begins with the kill switch
+//!   (marked packets leaving by anything but the tunnel or the LAN: counted drop,
+//!   `vpn_kill_switch`) and the Port Fail guard (anything to the endpoint's address by the
+//!   WAN: counted drop, `vpn_port_fail`), and accepts LAN → tunnel. The base chain
+//!   `output` lets only WireGuard's own UDP (its fwmark) reach the endpoint by the WAN.
+//!   `dstnat` redirects the tunnel devices' DNS to the tunnel's resolver with the
+//!   conntrack mark `CT_DNS_REDIRECT`, which `flows` accepts; what DNS of theirs still
+//!   reaches `input` is dropped (`vpn_dns_blocked`). The provider's port is one more
+//!   `OpenPort` (provenance `VpnProvider`): its DNAT is in `vpn_dnat_*`, used only for
+//!   packets arriving through the tunnel, its flows in the shared `flows_*`. `srcnat`
+//!   masquerades into the tunnel.
 
 mod base;
 mod open;

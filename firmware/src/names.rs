@@ -21,6 +21,11 @@ pub const SRCNAT: &str = "srcnat";
 /// Re-checks every packet of a DNATed connection against the live intent.
 pub const FLOWS: &str = "flows";
 
+/// The VPN tunnel's chains (issue 9): marks the tunnel devices' packets (prerouting,
+/// mangle priority), and guards the router's own packets to the VPN endpoint (output).
+pub const VPN_MARK: &str = "vpn_mark";
+pub const OUTPUT: &str = "output";
+
 /// Fixed sets.
 pub const LAN_NETS: &str = "lan_nets";
 pub const WAN_ADDRS: &str = "wan_addrs";
@@ -31,6 +36,22 @@ pub const FLOWS_CUT: &str = "flows_cut";
 /// Counter of new connections a rate limit refused: over their source's rate, or from a
 /// new source while the meter was full (it fails closed).
 pub const RATE_LIMITED: &str = "rate_limited";
+
+/// LAN devices that use the VPN tunnel, by IPv4 address (interval set) and by MAC.
+pub const VPN_HOSTS: &str = "vpn_hosts";
+pub const VPN_MACS: &str = "vpn_macs";
+/// Base of the per-protocol maps of the VPN provider's forwarded port
+/// (`port : LAN host . port`), used only for packets arriving through the tunnel.
+pub const VPN_DNAT: &str = "vpn_dnat";
+/// Counter of packets of tunnel devices the kill switch kept from leaving outside the
+/// tunnel.
+pub const VPN_KILL_SWITCH: &str = "vpn_kill_switch";
+/// Counter of packets to the VPN endpoint's address that would have left by the WAN in
+/// clear (the Port Fail guard), from the router or the LAN.
+pub const VPN_PORT_FAIL: &str = "vpn_port_fail";
+/// Counter of tunnel devices' DNS packets (port 53) to the router itself, dropped so
+/// their queries never resolve outside the tunnel.
+pub const VPN_DNS_BLOCKED: &str = "vpn_dns_blocked";
 
 /// Bases of the per-protocol shared sets and maps (see [`per_proto`]).
 pub const ALLOW: &str = "allow";

@@ -27,9 +27,25 @@
 //!   WAN IPv6 needs. `srcnat` masquerades LAN→WAN and hairpinned connections.
 //! - Forwards and triggers first become [`OpenPort`]s; the shared sets are filled from
 //!   that list alone.
+//! - With an enabled `vpn` (issue 9; `plan/vpn.rs`): `vpn_mark` (prerouting, mangle
+//!   priority -150) sets the tunnel mark on the tunnel devices' packets (every LAN packet,
+//!   or by the sets `vpn_hosts` / `vpn_macs`), the conntrack mark `CT_FROM_TUNNEL` on
+//!   connections arriving through the tunnel, and the tunnel mark on the LAN side of
+//!   those (their replies route back through it). `forward` begins with the kill switch
+//!   (marked packets leaving by anything but the tunnel or the LAN: counted drop,
+//!   `vpn_kill_switch`) and the Port Fail guard (anything to the endpoint's address by the
+//!   WAN: counted drop, `vpn_port_fail`), and accepts LAN → tunnel. The base chain
+//!   `output` lets only WireGuard's own UDP (its fwmark) reach the endpoint by the WAN.
+//!   `dstnat` redirects the tunnel devices' DNS to the tunnel's resolver with the
+//!   conntrack mark `CT_DNS_REDIRECT`, which `flows` accepts; what DNS of theirs still
+//!   reaches `input` is dropped (`vpn_dns_blocked`). The provider's port is one more
+//!   `OpenPort` (provenance `VpnProvider`): its DNAT is in `vpn_dnat_*`, used only for
+//!   packets arriving through the tunnel, its flows in the shared `flows_*`. `srcnat`
+//!   masquerades into the tunnel.
 
 mod base;
 mod open;
+mod vpn;
 
 pub use open::{OpenPort, Provenance, Target};
 
@@ -112,6 +128,8 @@ struct Shared {
     /// Live forwards as `external port . WAN peer . internal host . internal port`.
     flows: Vec<Element>,
     trigger_flow: Vec<Element>,
+    /// The VPN provider's port: `port : LAN host . port`, reached through the tunnel only.
+    vpn_dnat: Vec<Element>,
 }
 
 /// Plans the whole table. The config must have passed validation.
@@ -139,15 +157,21 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     }
     let triggers: Vec<&Trigger> = cfg.triggers.iter().filter(|t| t.enabled).collect();
     open_ports.extend(triggers.iter().flat_map(|t| trigger_ports(t)));
+    let vpn = vpn::active(cfg);
+    // The provider's port, unless the config already holds that port (their flows would
+    // overlap in `flows_*`); leases give way to it as to the config.
+    let provider: Vec<OpenPort> = vpn
+        .map(|v| vpn::provider_ports(v, facts))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !overlaps(&open_ports, p))
+        .collect();
+    open_ports.extend(provider);
     let leases: Vec<OpenPort> = facts
         .leases
         .iter()
         .filter_map(|m| open::lease_port(m, now, facts.now_ms))
-        .filter(|l| {
-            !open_ports.iter().any(|o| {
-                o.proto == l.proto && o.external.0 <= l.external.1 && l.external.0 <= o.external.1
-            })
-        })
+        .filter(|l| !overlaps(&open_ports, l))
         .collect();
     open_ports.extend(leases);
     for op in &open_ports {
@@ -205,15 +229,12 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
             .collect(),
     ));
     let has_triggers = !triggers.is_empty();
-    for (p, s) in PROTOS.into_iter().zip(shared) {
+    let mut vpn_dnat: [Vec<Element>; 2] = Default::default();
+    for ((p, mut s), d) in PROTOS.into_iter().zip(shared).zip(&mut vpn_dnat) {
+        *d = std::mem::take(&mut s.vpn_dnat);
         shared_sets(&mut rs, p, s, has_triggers);
     }
 
-    for c in &rs.counters {
-        if let Some(v) = facts.carried.counters.get(c) {
-            rs.initial_counts.insert(c.clone(), *v);
-        }
-    }
     rs.chains.push(base::inbound(has_triggers));
     rs.chains
         .push(base::dstnat(lan, wan, !facts.wan_addrs.is_empty()));
@@ -221,7 +242,22 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     rs.chains.push(base::input(lan, wan));
     rs.chains.push(base::forward(lan, wan, has_triggers));
     rs.chains.push(base::srcnat(lan, wan));
+    if let Some(v) = vpn {
+        vpn::amend(&mut rs, v, lan, wan, vpn_dnat);
+    }
+    for c in &rs.counters {
+        if let Some(v) = facts.carried.counters.get(c) {
+            rs.initial_counts.insert(c.clone(), *v);
+        }
+    }
     rs
+}
+
+/// Does `op` share a protocol and an external port with one of `ports`?
+fn overlaps(ports: &[OpenPort], op: &OpenPort) -> bool {
+    ports.iter().any(|o| {
+        o.proto == op.proto && o.external.0 <= op.external.1 && op.external.0 <= o.external.1
+    })
 }
 
 /// Where `special_*` sends a forward's new connections, if it needs more than the maps:
@@ -514,3 +550,5 @@ fn merged_prefixes(nets: &[Ipv4Net]) -> Vec<(Value, Value)> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod vpn_tests;

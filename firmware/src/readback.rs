@@ -191,4 +191,28 @@ mod tests {
         assert!(wanted("trg_irc") && !wanted("trg_irc.holder") && !wanted("flows_tcp"));
         assert_eq!(v.counters.get("flows_cut"), Some(&(3, 180)));
     }
+
+    #[test]
+    fn vpn_counters_and_mac_sets_read_back() {
+        let t = TableState {
+            name: "portcullis".into(),
+            counters: [
+                names::VPN_KILL_SWITCH,
+                names::VPN_PORT_FAIL,
+                names::VPN_DNS_BLOCKED,
+            ]
+            .iter()
+            .zip(1..)
+            .map(|(n, i)| CounterState {
+                name: (*n).into(),
+                packets: i,
+                bytes: 60 * i,
+            })
+            .collect(),
+            ..TableState::default()
+        };
+        let v = view_of(&t);
+        assert_eq!(v.counters.get(names::VPN_KILL_SWITCH), Some(&(1, 60)));
+        assert_eq!(v.counters.get(names::VPN_DNS_BLOCKED), Some(&(3, 180)));
+    }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::ruleset::{
     BaseChain, ChainType, CmpOp, CtDir, CtKey, CtState, DataType, DynsetOp, ElemData, ElemKey,
-    Element, Field, Hook, Limit, LogLevel, Policy, RateUnit, Rule, Ruleset, Set, SetData, Stmt,
-    Value, Verdict,
+    Element, Field, Hook, Limit, LogLevel, MarkKey, Policy, RateUnit, Rule, Ruleset, Set, SetData,
+    Stmt, Value, Verdict,
 };
 
 /// Renders the whole table as an `nft -f` script. The first line deletes any previous
@@ -167,6 +167,11 @@ fn value(v: &Value) -> String {
         Value::NfProto(10) => "ipv6".to_string(),
         Value::NfProto(n) => n.to_string(),
         Value::Byte(n) => n.to_string(),
+        Value::Mac(m) => m
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
     }
 }
 
@@ -269,8 +274,17 @@ fn stmt(s: &Stmt) -> String {
             None => format!("dnat ip to {addr}"),
         },
         Stmt::DnatMap { key, map, .. } => format!("dnat ip to {} map @{map}", fields(key)),
+        Stmt::Mark(k, v) => format!("{} {v:#010x}", mark(*k)),
+        Stmt::SetMark(k, v) => format!("{} set {v:#010x}", mark(*k)),
         Stmt::Masquerade => "masquerade".to_string(),
         Stmt::Verdict(v) => verdict(v),
+    }
+}
+
+fn mark(k: MarkKey) -> &'static str {
+    match k {
+        MarkKey::Meta => "meta mark",
+        MarkKey::Ct => "ct mark",
     }
 }
 
@@ -315,6 +329,7 @@ fn fields(f: &[Field]) -> String {
             },
             Field::Icmpv6Type => "icmpv6 type",
             Field::Ip6HopLimit => "ip6 hoplimit",
+            Field::EtherSaddr => "ether saddr",
         })
         .collect::<Vec<_>>()
         .join(" . ")

@@ -43,6 +43,8 @@ pub enum DataType {
     Icmpv6Type,
     /// A 1-byte `integer` (e.g. `ip6 hoplimit`).
     Integer8,
+    /// `ether_addr`, a MAC address: 6 bytes.
+    EtherAddr,
 }
 
 /// What a map yields; `None` in [`Set::data`] means a plain set.
@@ -92,6 +94,8 @@ pub enum Value {
     NfProto(u8),
     /// Any other one-byte value (an ICMPv6 type, a hop limit), printed as a number.
     Byte(u8),
+    /// A MAC address (`ether_addr`).
+    Mac([u8; 6]),
 }
 
 /// An element key: a single (possibly concatenated) value, or an inclusive range of a
@@ -205,6 +209,19 @@ pub enum Field {
     Icmpv6Type,
     /// `ip6 hoplimit` (network header offset 7, 1 byte).
     Ip6HopLimit,
+    /// `ether saddr` (link-layer header offset 6, 6 bytes). `nft` makes it depend on
+    /// `meta iiftype ether`, and so does the lowering.
+    EtherSaddr,
+}
+
+/// Which 32-bit mark a [`Stmt::Mark`] or [`Stmt::SetMark`] reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MarkKey {
+    /// `meta mark`: the packet's mark (`skb->mark`), seen by policy routing (`ip rule
+    /// fwmark`).
+    Meta,
+    /// `ct mark`: the connection's mark, kept by conntrack for every packet of it.
+    Ct,
 }
 
 /// Direction of a conntrack tuple.
@@ -344,6 +361,11 @@ pub enum Stmt {
         map: String,
         with_port: bool,
     },
+    /// `meta mark VALUE` / `ct mark VALUE` — equality with a constant (host byte order,
+    /// as the kernel holds marks).
+    Mark(MarkKey, u32),
+    /// `meta mark set VALUE` / `ct mark set VALUE`.
+    SetMark(MarkKey, u32),
     /// `masquerade`
     Masquerade,
     /// A terminal verdict (`accept`, `drop`, `jump CHAIN`, ...).
@@ -377,6 +399,7 @@ impl DataType {
             DataType::InetProto | DataType::NfProto | DataType::Icmpv6Type | DataType::Integer8 => {
                 1
             }
+            DataType::EtherAddr => 6,
         }
     }
 
@@ -390,6 +413,7 @@ impl DataType {
             DataType::NfProto => 2,
             DataType::Integer8 => 4,
             DataType::Icmpv6Type => 29,
+            DataType::EtherAddr => 9,
         }
     }
 
@@ -402,6 +426,7 @@ impl DataType {
             DataType::NfProto => "nf_proto",
             DataType::Icmpv6Type => "icmpv6_type",
             DataType::Integer8 => "integer",
+            DataType::EtherAddr => "ether_addr",
         }
     }
 }
@@ -418,6 +443,7 @@ impl Field {
             Field::MetaNfProto => DataType::NfProto,
             Field::Icmpv6Type => DataType::Icmpv6Type,
             Field::Ip6HopLimit => DataType::Integer8,
+            Field::EtherSaddr => DataType::EtherAddr,
         }
     }
 }

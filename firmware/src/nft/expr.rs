@@ -79,6 +79,16 @@ pub enum Expr<'a> {
         key: u32,
         dreg: u32,
     },
+    /// `meta set KEY with reg` (e.g. the packet mark).
+    MetaSet {
+        key: u32,
+        sreg: u32,
+    },
+    /// `ct set KEY with reg` (e.g. the connection mark).
+    CtSet {
+        key: u32,
+        sreg: u32,
+    },
     Cmp {
         sreg: u32,
         op: u32,
@@ -146,7 +156,8 @@ pub enum Expr<'a> {
 impl Expr<'_> {
     pub fn name(&self) -> &'static str {
         match self {
-            Expr::Meta { .. } => "meta",
+            Expr::Meta { .. } | Expr::MetaSet { .. } => "meta",
+            Expr::CtSet { .. } => "ct",
             Expr::Cmp { .. } => "cmp",
             Expr::Payload { .. } => "payload",
             Expr::Bitwise { .. } => "bitwise",
@@ -186,6 +197,14 @@ impl Expr<'_> {
             Expr::Meta { key, dreg } => {
                 b.put_u32(NFTA_META_KEY, *key);
                 b.put_u32(NFTA_META_DREG, *dreg);
+            }
+            Expr::MetaSet { key, sreg } => {
+                b.put_u32(NFTA_META_KEY, *key);
+                b.put_u32(NFTA_META_SREG, *sreg);
+            }
+            Expr::CtSet { key, sreg } => {
+                b.put_u32(NFTA_CT_KEY, *key);
+                b.put_u32(NFTA_CT_SREG, *sreg);
             }
             Expr::Cmp { sreg, op, data } => {
                 b.put_u32(NFTA_CMP_SREG, *sreg);

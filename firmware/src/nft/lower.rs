@@ -15,7 +15,7 @@
 use super::expr::{Data, Expr, Imm};
 use super::uapi::*;
 use super::values::value_bytes;
-use crate::ruleset::{CmpOp, CtDir, CtKey, CtState, DynsetOp, Field, Rule, Stmt};
+use crate::ruleset::{CmpOp, CtDir, CtKey, CtState, DynsetOp, Field, MarkKey, Rule, Stmt};
 
 /// Register number for a position counted in 32-bit units from the first data register.
 pub fn reg(unit: u32) -> u32 {
@@ -75,6 +75,7 @@ fn load(field: Field, dreg: u32) -> Expr<'static> {
         },
         Field::Icmpv6Type => payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1),
         Field::Ip6HopLimit => payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1),
+        Field::EtherSaddr => payload(NFT_PAYLOAD_LL_HEADER, 6, 6),
     }
 }
 
@@ -93,10 +94,16 @@ fn load_key(out: &mut Vec<Expr<'_>>, fields: &[Field], unit: u32) -> u32 {
 }
 
 fn needs_ipv4(s: &Stmt) -> bool {
-    let ip = |fs: &[Field]| {
-        fs.iter()
-            .any(|f| matches!(f, Field::IpSaddr | Field::IpDaddr))
-    };
+    needs(s, |f| matches!(f, Field::IpSaddr | Field::IpDaddr))
+}
+
+/// `ether saddr` needs `meta iiftype ether` first, as `nft` inserts it.
+fn needs_ether(s: &Stmt) -> bool {
+    needs(s, |f| f == Field::EtherSaddr)
+}
+
+fn needs(s: &Stmt, is: fn(Field) -> bool) -> bool {
+    let ip = |fs: &[Field]| fs.iter().any(|f| is(*f));
     match s {
         Stmt::Lookup { key, .. }
         | Stmt::Vmap { key, .. }
@@ -157,7 +164,17 @@ fn dynset_op(op: DynsetOp) -> u32 {
 pub fn lower_rule<'a>(rule: &'a Rule, ids: &dyn SetIds) -> Vec<Expr<'a>> {
     let mut out = Vec::with_capacity(rule.stmts.len() * 3);
     let mut have_ipv4 = false;
+    let mut have_ether = false;
     for s in &rule.stmts {
+        if !have_ether && needs_ether(s) {
+            meta_cmp(
+                &mut out,
+                NFT_META_IIFTYPE,
+                NFT_CMP_EQ,
+                Data::new(&ARPHRD_ETHER.to_ne_bytes()),
+            );
+            have_ether = true;
+        }
         if !have_ipv4 && needs_ipv4(s) {
             meta_cmp(
                 &mut out,
@@ -334,6 +351,40 @@ fn lower_stmt<'a>(out: &mut Vec<Expr<'a>>, s: &'a Stmt, ids: &dyn SetIds) {
                 addr: reg(0),
                 proto,
                 flags: None,
+            });
+        }
+        Stmt::Mark(key, value) => {
+            match key {
+                MarkKey::Meta => out.push(Expr::Meta {
+                    key: NFT_META_MARK,
+                    dreg: NFT_REG_1,
+                }),
+                MarkKey::Ct => out.push(Expr::Ct {
+                    key: NFT_CT_MARK,
+                    dreg: NFT_REG_1,
+                    dir: None,
+                }),
+            }
+            out.push(Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: NFT_CMP_EQ,
+                data: Data::new(&value.to_ne_bytes()),
+            });
+        }
+        Stmt::SetMark(key, value) => {
+            out.push(Expr::Immediate {
+                dreg: NFT_REG_1,
+                data: Imm::Value(Data::new(&value.to_ne_bytes())),
+            });
+            out.push(match key {
+                MarkKey::Meta => Expr::MetaSet {
+                    key: NFT_META_MARK,
+                    sreg: NFT_REG_1,
+                },
+                MarkKey::Ct => Expr::CtSet {
+                    key: NFT_CT_MARK,
+                    sreg: NFT_REG_1,
+                },
             });
         }
         Stmt::Masquerade => out.push(Expr::Masq),

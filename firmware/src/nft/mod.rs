@@ -88,3 +88,5 @@ mod delta_golden;
 pub(crate) mod example;
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod vpn_golden;

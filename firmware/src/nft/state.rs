@@ -380,4 +380,13 @@ mod tests {
             ])
         );
     }
+
+    #[test]
+    fn ether_addr_sets_decode_into_macs() {
+        assert_eq!(types_from_id(9), Some(vec![DataType::EtherAddr]));
+        assert_eq!(
+            values_from(&[DataType::EtherAddr], &[2, 0, 0, 0, 0, 1]),
+            Some(vec![Value::Mac([2, 0, 0, 0, 0, 1])])
+        );
+    }
 }

@@ -143,6 +143,11 @@ pub const NFTA_COUNTER_PACKETS: u16 = 2;
 // expressions
 pub const NFTA_META_DREG: u16 = 1;
 pub const NFTA_META_KEY: u16 = 2;
+pub const NFTA_META_SREG: u16 = 3;
+pub const NFT_META_MARK: u32 = 3;
+pub const NFT_META_IIFTYPE: u32 = 8;
+/// `ARPHRD_ETHER` (linux/if_arp.h): the `meta iiftype` of Ethernet interfaces.
+pub const ARPHRD_ETHER: u16 = 1;
 pub const NFT_META_IIFNAME: u32 = 6;
 pub const NFT_META_OIFNAME: u32 = 7;
 pub const NFT_META_NFPROTO: u32 = 15;
@@ -158,6 +163,7 @@ pub const NFTA_PAYLOAD_DREG: u16 = 1;
 pub const NFTA_PAYLOAD_BASE: u16 = 2;
 pub const NFTA_PAYLOAD_OFFSET: u16 = 3;
 pub const NFTA_PAYLOAD_LEN: u16 = 4;
+pub const NFT_PAYLOAD_LL_HEADER: u32 = 0;
 pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 pub const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 
@@ -172,6 +178,8 @@ pub const NFTA_CT_KEY: u16 = 2;
 pub const NFT_CT_STATE: u32 = 0;
 pub const NFTA_CT_DIRECTION: u16 = 3;
 pub const NFT_CT_STATUS: u32 = 2;
+pub const NFT_CT_MARK: u32 = 3;
+pub const NFTA_CT_SREG: u16 = 4;
 pub const NFT_CT_PROTOCOL: u32 = 10;
 pub const NFT_CT_PROTO_SRC: u32 = 11;
 pub const NFT_CT_PROTO_DST: u32 = 12;

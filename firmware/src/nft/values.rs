@@ -7,15 +7,19 @@
 
 use crate::ruleset::{DataType, Value};
 
-/// The network-order bytes of one value, unpadded.
-pub fn value_bytes(v: &Value) -> ([u8; 4], usize) {
+/// The network-order bytes of one value, unpadded (the first `n` of 8).
+pub fn value_bytes(v: &Value) -> ([u8; 8], usize) {
     match *v {
-        Value::Ipv4(a) => (a.octets(), 4),
-        Value::Port(p) => {
-            let b = p.to_be_bytes();
-            ([b[0], b[1], 0, 0], 2)
+        Value::Ipv4(a) => {
+            let [a, b, c, d] = a.octets();
+            ([a, b, c, d, 0, 0, 0, 0], 4)
         }
-        Value::Proto(p) | Value::NfProto(p) | Value::Byte(p) => ([p, 0, 0, 0], 1),
+        Value::Port(p) => {
+            let [a, b] = p.to_be_bytes();
+            ([a, b, 0, 0, 0, 0, 0, 0], 2)
+        }
+        Value::Proto(p) | Value::NfProto(p) | Value::Byte(p) => ([p, 0, 0, 0, 0, 0, 0, 0], 1),
+        Value::Mac([a, b, c, d, e, f]) => ([a, b, c, d, e, f, 0, 0], 6),
     }
 }
 
@@ -26,8 +30,8 @@ pub fn put_values(out: &mut Vec<u8>, vs: &[Value]) {
         out.extend_from_slice(&b[..n]);
     } else {
         for v in vs {
-            let (b, _) = value_bytes(v);
-            out.extend_from_slice(&b);
+            let (b, n) = value_bytes(v);
+            out.extend_from_slice(&b[..reg_len(n)]);
         }
     }
 }
@@ -38,6 +42,7 @@ pub fn value_num(v: &Value) -> (u64, usize) {
         Value::Ipv4(a) => (u64::from(u32::from(a)), 4),
         Value::Port(p) => (u64::from(p), 2),
         Value::Proto(p) | Value::NfProto(p) | Value::Byte(p) => (u64::from(p), 1),
+        Value::Mac([a, b, c, d, e, f]) => (u64::from_be_bytes([0, 0, a, b, c, d, e, f]), 6),
     }
 }
 
@@ -67,6 +72,7 @@ pub fn value_from(t: DataType, b: &[u8]) -> Option<Value> {
         DataType::InetProto => Value::Proto(*b.first()?),
         DataType::NfProto => Value::NfProto(*b.first()?),
         DataType::Icmpv6Type | DataType::Integer8 => Value::Byte(*b.first()?),
+        DataType::EtherAddr => Value::Mac(<[u8; 6]>::try_from(b.get(..6)?).ok()?),
     })
 }
 
@@ -114,6 +120,7 @@ pub fn types_from_id(mut id: u32) -> Option<Vec<DataType>> {
             2 => DataType::NfProto,
             29 => DataType::Icmpv6Type,
             4 => DataType::Integer8,
+            9 => DataType::EtherAddr,
             _ => return None,
         });
         id >>= 6;
@@ -126,7 +133,7 @@ pub fn types_from_id(mut id: u32) -> Option<Vec<DataType>> {
 /// `nft list` prints values correctly; concatenations and 1-byte types get 0.
 pub fn udata_byteorder(types: &[DataType]) -> u32 {
     match types {
-        [DataType::Ipv4Addr | DataType::InetService] => 2,
+        [DataType::Ipv4Addr | DataType::InetService | DataType::EtherAddr] => 2,
         _ => 0,
     }
 }

@@ -13,7 +13,7 @@ use crate::ruleset::{
     Stmt, Value, Verdict,
 };
 
-fn base(
+pub(super) fn base(
     name: &str,
     kind: ChainType,
     hook: Hook,

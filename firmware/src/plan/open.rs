@@ -104,7 +104,13 @@ pub(super) fn fill(s: &mut Shared, op: &OpenPort, lan: &[Ipv4Net]) {
     let (first, last) = op.external;
     let ports = (Value::Port(first), Value::Port(last));
     let timeout = op.expiry;
-    let sources: Vec<(Value, Value)> = if op.allow.is_empty() {
+    // The VPN provider's port is reachable through the tunnel only: it has its own DNAT
+    // map, and nothing of it in the WAN path's allow-list or maps; only its flows are
+    // shared.
+    let vpn = op.provenance == Provenance::VpnProvider;
+    let sources: Vec<(Value, Value)> = if vpn {
+        Vec::new()
+    } else if op.allow.is_empty() {
         vec![anywhere()]
     } else {
         merged_prefixes(&op.allow)
@@ -131,6 +137,29 @@ pub(super) fn fill(s: &mut Shared, op: &OpenPort, lan: &[Ipv4Net]) {
         }
         Target::Host { addr, first_port } => (*addr, *first_port),
     };
+    let count = u32::from(last.saturating_sub(first)) + 1;
+    let offset = |i: u32| u16::try_from(i).unwrap_or(u16::MAX);
+    if vpn {
+        for i in 0..count {
+            s.vpn_dnat.push(elem(
+                ElemKey::Single(vec![Value::Port(first.saturating_add(offset(i)))]),
+                Some(ElemData::Values(vec![
+                    Value::Ipv4(addr),
+                    Value::Port(int_first.saturating_add(offset(i))),
+                ])),
+                timeout,
+            ));
+        }
+    } else {
+        wan_maps(s, op, key, addr, int_first);
+    }
+    flows(s, op, lan, addr, int_first);
+}
+
+/// The WAN path's per-port maps: special chain, counter, DNAT.
+fn wan_maps(s: &mut Shared, op: &OpenPort, key: ElemKey, addr: Ipv4Addr, int_first: u16) {
+    let (first, last) = op.external;
+    let timeout = op.expiry;
     if let Some(v) = &op.special {
         s.special.push(elem(
             key.clone(),
@@ -168,6 +197,16 @@ pub(super) fn fill(s: &mut Shared, op: &OpenPort, lan: &[Ipv4Net]) {
             ));
         }
     }
+}
+
+/// The live-flow elements of an open port (`flows_*`).
+fn flows(s: &mut Shared, op: &OpenPort, lan: &[Ipv4Net], addr: Ipv4Addr, int_first: u16) {
+    let (first, last) = op.external;
+    let ports = (Value::Port(first), Value::Port(last));
+    let timeout = op.expiry;
+    let count = u32::from(last.saturating_sub(first)) + 1;
+    let offset = |i: u32| u16::try_from(i).unwrap_or(u16::MAX);
+    let kept = int_first == first;
     // Who may keep a connection: the WAN allow-list plus the LAN (hairpin), as disjoint
     // spans: the kernel's concatenated interval sets refuse overlapping elements.
     let peers: Vec<(Value, Value)> = if op.allow.is_empty() {

@@ -129,8 +129,8 @@ mod tests {
     fn every_byte_value_round_trips() {
         for start in 0..=255u8 {
             let mut k = [0u8; 32];
-            for (i, b) in k.iter_mut().enumerate() {
-                *b = start.wrapping_add((i as u8).wrapping_mul(37));
+            for (b, i) in k.iter_mut().zip(0u8..) {
+                *b = start.wrapping_add(i.wrapping_mul(37));
             }
             let s = Key(k).to_base64();
             assert_eq!(s.len(), 44);

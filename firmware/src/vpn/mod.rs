@@ -19,3 +19,11 @@ pub const CT_DNS_REDIRECT: u32 = 2;
 /// `PRIORITY + 1`: fwmark TUNNEL_MARK → main, suppress_prefixlength 0;
 /// `PRIORITY + 2`: fwmark TUNNEL_MARK → table T.
 pub const RULE_PRIORITY: u32 = 10_000;
+
+pub mod genl;
+pub mod key;
+mod nl;
+pub mod rtnl;
+pub mod rtnl_msg;
+pub mod secrets;
+pub mod tunnel;

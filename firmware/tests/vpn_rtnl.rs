@@ -270,7 +270,6 @@ fn rules_converge_and_foreign_ones_in_our_range_go() {
         expected_rules("203.0.113.9").replace("10000:", "9999:\tfrom 1.2.3.4 lookup 100\n10000:");
     assert_eq!(rule_lines(&ns), want);
     let got = within(&ns, || Rtnl::open()?.rules(tunnel::RULE_PRIORITIES)).expect("rules");
-    let got: Vec<_> = got.into_iter().map(|(r, foreign)| (r, foreign)).collect();
     let want: Vec<_> = p.rules.iter().map(|r| (*r, false)).collect();
     assert_eq!(got, want);
 }

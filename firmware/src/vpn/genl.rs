@@ -334,5 +334,6 @@ impl Wg {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // the golden bytes are laid out one field per line, commented
 #[path = "genl_golden.rs"]
 mod golden;

@@ -337,5 +337,6 @@ pub fn decode_rule(p: &[u8]) -> Option<(RuleSpec, bool)> {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // the golden bytes are laid out one field per line, commented
 #[path = "rtnl_golden.rs"]
 mod golden;

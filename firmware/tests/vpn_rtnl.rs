@@ -425,3 +425,17 @@ fn secrets() -> portcullis::vpn::secrets::Secrets {
         preshared_key: None,
     }
 }
+
+#[test]
+fn a_link_of_another_kind_is_never_taken_over() {
+    let ns = Netns::new();
+    ip(&ns, &["link", "add", IF, "type", "bridge"]);
+    let p = sample_plan(EP, &["10.2.0.2/32"], &["0.0.0.0/0"]);
+    let err = within(&ns, move || install_without_device(&p, KIND)).expect_err("a bridge");
+    assert!(
+        matches!(&err, TunnelError::LinkKind { kind, .. } if kind == "bridge"),
+        "{err:?}"
+    );
+    assert_eq!(addresses(&ns), Vec::<String>::new());
+    assert_eq!(routes(&ns), "");
+}

@@ -24,6 +24,10 @@ use crate::config::{Ipv4Net, Vpn};
 pub enum TunnelError {
     #[error("the peer's public key is not base64 of 32 bytes")]
     PeerKey,
+    /// Tables 0 (unspec), 253 (default), 254 (main) and 255 (local) are the system's: the
+    /// tunnel converges its table to exactly its own routes, which would wipe them.
+    #[error("routing table {table} is reserved by the system, not usable as the tunnel's")]
+    ReservedTable { table: u32 },
     #[error("opening a {protocol} netlink socket")]
     Open {
         protocol: &'static str,
@@ -241,8 +245,10 @@ pub fn rules(fwmark: u32, table: u32, endpoint: std::net::Ipv4Addr) -> Vec<RuleS
     ]
 }
 
-/// The plan for `vpn` with `secrets`. Errors: [`TunnelError::PeerKey`].
+/// The plan for `vpn` with `secrets`. Errors: [`TunnelError::PeerKey`],
+/// [`TunnelError::ReservedTable`].
 pub fn plan(vpn: &Vpn, secrets: &Secrets) -> Result<TunnelPlan, TunnelError> {
+    check_table(vpn.table)?;
     let public_key = Key::from_base64(&vpn.peer.public_key).map_err(|_| TunnelError::PeerKey)?;
     let mut allowed: Vec<Ipv4Net> = Vec::with_capacity(vpn.peer.allowed_ips.len());
     for n in vpn.peer.allowed_ips.iter().map(network) {
@@ -280,6 +286,7 @@ pub fn plan(vpn: &Vpn, secrets: &Secrets) -> Result<TunnelPlan, TunnelError> {
 /// same plan changes nothing. The peer's session survives when the device already has
 /// exactly this peer (no `WGDEVICE_F_REPLACE_PEERS` then).
 pub fn install(p: &TunnelPlan) -> Result<(), TunnelError> {
+    check_table(p.table)?;
     let mut wg = Wg::open()?;
     let mut rt = Rtnl::open()?;
     rt.ensure_link(&p.ifname, "wireguard")?;
@@ -297,7 +304,16 @@ pub fn install_without_device(p: &TunnelPlan, kind: &str) -> Result<(), TunnelEr
     install_link(&mut Rtnl::open()?, p, kind)
 }
 
+/// Refuses the system's tables (see [`TunnelError::ReservedTable`]).
+fn check_table(table: u32) -> Result<(), TunnelError> {
+    match table {
+        0 | 253..=255 => Err(TunnelError::ReservedTable { table }),
+        _ => Ok(()),
+    }
+}
+
 fn install_link(rt: &mut Rtnl, p: &TunnelPlan, kind: &str) -> Result<(), TunnelError> {
+    check_table(p.table)?;
     let link = rt.ensure_link(&p.ifname, kind)?;
     rt.set_mtu(&p.ifname, &link, u32::from(p.mtu))?;
     rt.converge_addresses(&p.ifname, link.index, &p.addresses)?;
@@ -308,7 +324,9 @@ fn install_link(rt: &mut Rtnl, p: &TunnelPlan, kind: &str) -> Result<(), TunnelE
 
 /// Removes the tunnel: link `ifname` (its routes go with it), whatever is left in table
 /// `table`, and the rules of priorities [`RULE_PRIORITIES`]. What is absent is fine.
+/// Errors: [`TunnelError::ReservedTable`] before touching anything; kernel errors.
 pub fn remove(ifname: &str, table: u32) -> Result<(), TunnelError> {
+    check_table(table)?;
     let mut rt = Rtnl::open()?;
     rt.delete_link(ifname)?;
     rt.converge_routes(table, None, &[])?;

@@ -87,3 +87,17 @@ fn a_bad_peer_key_is_an_error() {
         "the kernel has no WireGuard (generic netlink family `wireguard` not found)"
     );
 }
+
+#[test]
+fn the_system_tables_are_refused() {
+    for table in [0, 253, 254, 255] {
+        let mut v = vpn(&Key([2; 32]).to_base64());
+        v.table = table;
+        let e = plan(&v, &secrets()).unwrap_err();
+        assert!(matches!(e, TunnelError::ReservedTable { .. }), "{e:?}");
+        assert!(matches!(
+            remove("wg0", table),
+            Err(TunnelError::ReservedTable { .. })
+        ));
+    }
+}

@@ -68,9 +68,9 @@ mod expr;
 mod lower;
 mod socket;
 mod state;
-mod uapi;
+pub(crate) mod uapi;
 mod values;
-mod wire;
+pub(crate) mod wire;
 
 pub use batch::{
     encode_add_elements, encode_apply_batch, encode_delete_elements, encode_delta_batch, Batch,

@@ -46,6 +46,23 @@ impl MsgBuf {
         Mark(start)
     }
 
+    /// Starts a message that is only `nlmsghdr`; the caller appends its family header
+    /// (`ifinfomsg`, `rtmsg`, `genlmsghdr` …) with [`MsgBuf::raw`].
+    pub fn begin_hdr(&mut self, ty: u16, flags: u16, seq: u32) -> Mark {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&0u32.to_ne_bytes());
+        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        self.buf.extend_from_slice(&flags.to_ne_bytes());
+        self.buf.extend_from_slice(&seq.to_ne_bytes());
+        self.buf.extend_from_slice(&0u32.to_ne_bytes());
+        Mark(start)
+    }
+
+    /// Appends bytes as they are (a fixed family header), without padding.
+    pub fn raw(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
     /// Starts an nf_tables message of kind `msg` (an `NFT_MSG_*`).
     pub fn begin_nft(&mut self, msg: u16, flags: u16, seq: u32, family: u8) -> Mark {
         self.begin((NFNL_SUBSYS_NFTABLES << 8) | msg, flags, seq, family, 0)
@@ -77,6 +94,19 @@ impl MsgBuf {
 
     pub fn put_u64(&mut self, ty: u16, v: u64) {
         self.put(ty, &v.to_be_bytes());
+    }
+
+    /// Native-endian numbers, as rtnetlink and generic netlink families use.
+    pub fn put_u8(&mut self, ty: u16, v: u8) {
+        self.put(ty, &[v]);
+    }
+
+    pub fn put_u16_ne(&mut self, ty: u16, v: u16) {
+        self.put(ty, &v.to_ne_bytes());
+    }
+
+    pub fn put_u32_ne(&mut self, ty: u16, v: u32) {
+        self.put(ty, &v.to_ne_bytes());
     }
 
     /// A NUL-terminated string, as libmnl's `mnl_attr_put_strz`.
@@ -162,6 +192,23 @@ impl<'a> Attr<'a> {
 
     pub fn u64(&self) -> Option<u64> {
         Some(u64::from_be_bytes(self.data.get(..8)?.try_into().ok()?))
+    }
+
+    pub fn u8(&self) -> Option<u8> {
+        self.data.first().copied()
+    }
+
+    /// Native-endian numbers (rtnetlink, generic netlink).
+    pub fn u16_ne(&self) -> Option<u16> {
+        Some(u16::from_ne_bytes(self.data.get(..2)?.try_into().ok()?))
+    }
+
+    pub fn u32_ne(&self) -> Option<u32> {
+        Some(u32::from_ne_bytes(self.data.get(..4)?.try_into().ok()?))
+    }
+
+    pub fn u64_ne(&self) -> Option<u64> {
+        Some(u64::from_ne_bytes(self.data.get(..8)?.try_into().ok()?))
     }
 
     /// A string attribute, with or without its terminating NUL.

@@ -25,9 +25,13 @@ pub const CT_DNS_REDIRECT: u32 = 2;
 pub const RULE_PRIORITY: u32 = 10_000;
 
 pub mod conf;
+pub mod genl;
 pub mod key;
+mod nl;
 pub mod provider;
 pub mod provider_io;
+pub mod rtnl;
+pub mod rtnl_msg;
 pub mod secrets;
 pub mod tunnel;
 pub mod view;

@@ -8,6 +8,7 @@ mod types;
 mod upnp;
 mod validate;
 mod vpn;
+mod vpn_check;
 
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;

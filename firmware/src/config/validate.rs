@@ -215,6 +215,7 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
     check_overlaps(&mut r, &outbound, "trigger port");
     check_kernel_elements(&mut r, cfg);
     super::upnp::check(&mut r, cfg);
+    super::vpn_check::check(&mut r, cfg);
     r
 }
 
@@ -327,7 +328,7 @@ fn claim(
     }
 }
 
-fn check_interface(r: &mut Report, field: &str, name: &str) {
+pub(super) fn check_interface(r: &mut Report, field: &str, name: &str) {
     // IFNAMSIZ is 16 including the NUL.
     if name.is_empty() || name.len() > 15 {
         r.error(field, "an interface name has 1 to 15 characters");

@@ -123,7 +123,8 @@ pub fn exposure_row(v: &VpnView) -> Option<Value> {
     }))
 }
 
-/// `GET /api/v1/vpn`: the section, its ETag and the live state, from one snapshot.
+/// `GET /api/v1/vpn`: the section, its ETag and the live state, from one snapshot, with
+/// the router's clock (`now_unix`, seconds) to age `state.last_handshake_unix` by.
 pub(super) fn vpn_get(app: &App, call: &Call<'_>) -> Response {
     let snap = match app.snapshot(call.now) {
         Ok(s) => s,
@@ -132,7 +133,12 @@ pub(super) fn vpn_get(app: &App, call: &Call<'_>) -> Response {
     let tag = etag(&snap.config.vpn);
     Response::json(
         200,
-        &json!({ "vpn": snap.config.vpn, "etag": tag, "state": snap.vpn }),
+        &json!({
+            "vpn": snap.config.vpn,
+            "etag": tag,
+            "state": snap.vpn,
+            "now_unix": call.now.0,
+        }),
     )
     .header("ETag", &tag)
     .header("Cache-Control", "no-store")

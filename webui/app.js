@@ -207,9 +207,10 @@
       if (refresh === true && seen === lastExposure) return;
       lastExposure = seen;
       var rows = (e.rows || []).map(function (x) {
-        var mapped = x.kind === 'mapping';
-        return h('tr', { 'data-name': mapped ? x.protocol + '/' + x.external_port : x.name, 'data-kind': x.kind },
-          td('Name', mapped ? [h('strong', { text: x.provenance }), ' by ' + x.host + (x.mac ? ' (' + x.mac + ')' : ''),
+        var mapped = x.kind === 'mapping' || x.kind === 'vpn';
+        return h('tr', { 'data-name': mapped ? x.kind === 'vpn' ? 'vpn/' + x.external_port : x.protocol + '/' + x.external_port : x.name, 'data-kind': x.kind },
+          td('Name', x.kind === 'vpn' ? [h('strong', { text: x.provenance }), ' through ' + x.name] :
+            mapped ? [h('strong', { text: x.provenance }), ' by ' + x.host + (x.mac ? ' (' + x.mac + ')' : ''),
             x.name ? h('span', { 'class': 'muted', text: ' “' + x.name + '”' }) : null] :
             [x.name, x.kind === 'trigger' ? h('span', { 'class': 'muted', text: ' (trigger)' }) : null,
             x.in_config === false ? h('span', { 'class': 'risk', text: ' (in the firewall, not in the config)' }) : null]),
@@ -229,6 +230,8 @@
           h('thead', null, h('tr', null, ['Name', 'Protocol', 'External port', 'Goes to', 'Who may reach it', 'Hits', 'Last hit', 'Time left', ''].map(function (t) { return h('th', { text: t }); }))),
           h('tbody', { id: 'exposure-rows' }, rows)) : null,
         e.armed_triggers ? h('p', { 'class': 'muted', text: e.armed_triggers + ' trigger(s) armed: they open ports only after outbound trigger traffic.' }) : null,
+        (e.rows || []).some(function (x) { return x.kind === 'vpn'; }) ? h('p', { 'class': 'muted' }, 'The VPN provider row is the port your provider forwards: ' +
+          'it is reachable at the provider\'s address, through the tunnel only; see ', h('a', { href: '#/vpn', text: 'VPN' }), '.') : null,
         e.mapped_ports ? h('p', { 'class': 'muted' }, 'Rows marked UPnP, NAT-PMP or PCP were opened by LAN devices themselves; see ',
           h('a', { href: '#/upnp', text: 'UPnP' }), ' to revoke them or change who may.',
           e.external && e.external.not_public ? ' Your router is behind another NAT, so they are not reachable from the internet anyway.' : '') : null,
@@ -419,6 +422,7 @@
       var restore = h('form', { 'class': 'card', id: 'restore-form' },
         h('h2', { text: 'Backup and restore' }),
         h('p', null, h('a', { href: '/api/v1/config', download: 'portcullis-config.json', id: 'backup', text: 'Download the config (backup)' })),
+        h('p', { 'class': 'hint', id: 'backup-secrets', text: 'A backup never contains the VPN private key: after restoring it on another router, import the VPN provider\'s file again.' }),
         field('Restore from a file', 'file', { form: 'restore', type: 'file', hint: 'Checked completely before anything is replaced. LAN or management changes are applied on trial.' }),
         h('span', { 'class': 'err', 'data-for': '_' }),
         h('div', { 'class': 'row' }, h('button', { type: 'submit', text: 'Restore' })));

@@ -9,10 +9,14 @@ use crate::config::{self, Config};
 use crate::daemon::{chain, etag, Edit, Settings};
 use crate::web::http::Response;
 
+/// `GET /api/v1/config`: the config file. It never holds the VPN's private or preshared
+/// key (they live in `vpn.key`, outside the config); `X-Portcullis-Backup-Secrets: none`
+/// says so, so a restore on another router needs the provider's file imported again.
 pub(super) fn config_backup(app: &App, call: &Call<'_>) -> Response {
     match app.snapshot(call.now) {
         Ok(s) => Response::bytes(200, "application/json", s.config.to_json().into_bytes())
             .header("Cache-Control", "no-store")
+            .header("X-Portcullis-Backup-Secrets", "none")
             .header(
                 "Content-Disposition",
                 "attachment; filename=\"portcullis-config.json\"",

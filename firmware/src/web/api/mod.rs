@@ -2,8 +2,9 @@
 //! dispatcher that enforces sessions and CSRF, one-edit transactions and the answer
 //! helpers. The route table is [`routes`]; the handlers live by concern in `login`
 //! (setup, login, sessions, password), `views` (exposure, log, system), `items` (forward
-//! and trigger CRUD), `backup` (backup, restore, settings, trial) and `upnp` (the `upnp`
-//! section, live port mappings and the approval queue).
+//! and trigger CRUD), `backup` (backup, restore, settings, trial) `upnp` (the `upnp`
+//! section, live port mappings and the approval queue) and `vpn` (the WireGuard tunnel:
+//! its section, the provider's file import and the live state).
 //!
 //! Handlers change the router only through the daemon [`Handle`], one [`Edit`] per
 //! request, and read it only through one [`Snapshot`] per request.
@@ -14,6 +15,7 @@ mod login;
 pub mod routes;
 mod upnp;
 mod views;
+mod vpn;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -445,6 +447,8 @@ pub fn fuzz_bodies(data: &[u8]) {
     let _ = upnp::parse_upnp(data);
     let _ = upnp::parse_revoke(data);
     let _ = upnp::parse_decision(data);
+    let _ = vpn::parse_vpn(data);
+    let _ = vpn::parse_import(data);
     if let Ok(m) = body_object(data) {
         let _ = string_field(&m, "password");
     }

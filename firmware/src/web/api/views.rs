@@ -1,5 +1,5 @@
 //! Read-only views: Exposure (everything reachable from the internet now: forwards, open
-//! triggers and the port mappings LAN devices made), the log, and the system page. Each is
+//! triggers, the port mappings LAN devices made and the port the VPN provider forwards), the log, and the system page. Each is
 //! built from one daemon snapshot; config and kernel state are paired by name, never by
 //! position.
 
@@ -165,6 +165,13 @@ pub(super) fn exposure(app: &App, call: &Call<'_>) -> Response {
     rows.extend(mapping_rows);
     ports += mapped;
     anyone_ports += mapped_anyone;
+    // The port the VPN provider forwards to a LAN host: open to anyone who reaches the
+    // provider's exit address (it arrives through the tunnel only).
+    if let Some(row) = snap.vpn.as_ref().and_then(super::vpn::exposure_row) {
+        rows.push(row);
+        ports += 1;
+        anyone_ports += 1;
+    }
     let summary = summary(ports, anyone_ports, mapped);
     Response::json(
         200,

@@ -19,3 +19,6 @@ pub const CT_DNS_REDIRECT: u32 = 2;
 /// `PRIORITY + 1`: fwmark TUNNEL_MARK → main, suppress_prefixlength 0;
 /// `PRIORITY + 2`: fwmark TUNNEL_MARK → table T.
 pub const RULE_PRIORITY: u32 = 10_000;
+
+pub mod provider;
+pub mod provider_io;

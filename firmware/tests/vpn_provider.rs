@@ -232,6 +232,9 @@ fn provider_port_through_a_device_bound_socket() {
     });
     assert_eq!(u.health, "ok");
     assert!(u.events.contains(&Event::Granted { port: 40000 }), "{u:?}");
+    assert!(u
+        .held
+        .is_some_and(|(_, left)| left <= Duration::from_secs(4)));
     {
         let seen = gw.seen.lock().unwrap();
         let protos: Vec<Proto> = seen

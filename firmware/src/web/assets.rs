@@ -1,6 +1,7 @@
-//! The UI's static files, embedded from `webui/` with rust-embed, gzipped once on first
-//! use (when that saves bytes) and served with their type, an ETag and `no-cache` so a
-//! firmware upgrade is picked up at once while unchanged files cost a 304.
+//! The UI's static files: gzipped from `webui/` at build time (`build.rs`), embedded with
+//! rust-embed, served as stored to clients that accept gzip (every browser) and inflated
+//! once for those that do not; with their type, an ETag and `no-cache` so a firmware
+//! upgrade is picked up at once while unchanged files cost a 304.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -10,7 +11,7 @@ use rust_embed::RustEmbed;
 use super::http::Response;
 
 #[derive(RustEmbed)]
-#[folder = "../webui/"]
+#[folder = "$OUT_DIR/webui/"]
 struct Files;
 
 /// One asset as served.
@@ -18,9 +19,10 @@ struct Files;
 struct Prepared {
     mime: &'static str,
     etag: String,
-    plain: Vec<u8>,
-    /// Only when it is smaller than `plain`.
-    gzip: Option<Vec<u8>>,
+    /// Inflated on the first request without gzip.
+    plain: OnceLock<Vec<u8>>,
+    /// As embedded.
+    gzip: &'static [u8],
 }
 
 fn cache() -> &'static Mutex<HashMap<String, &'static Prepared>> {
@@ -51,17 +53,19 @@ fn prepared(path: &str) -> Option<&'static Prepared> {
     if let Some(p) = cache().lock().ok()?.get(name) {
         return Some(p);
     }
-    let file = Files::get(name)?;
-    let plain = file.data.into_owned();
-    let z = gzip(&plain);
+    let file = Files::get(&format!("{name}.gz"))?;
+    let gzip: &'static [u8] = match file.data {
+        std::borrow::Cow::Borrowed(b) => b,
+        std::borrow::Cow::Owned(v) => Box::leak(v.into_boxed_slice()),
+    };
     let prepared: &'static Prepared = Box::leak(Box::new(Prepared {
         mime: mime(name),
         etag: format!(
             "\"{}\"",
             super::auth::hex(&file.metadata.sha256_hash()[..8])
         ),
-        gzip: (z.len() + 64 < plain.len()).then_some(z),
-        plain,
+        gzip,
+        plain: OnceLock::new(),
     }));
     cache().lock().ok()?.insert(name.to_string(), prepared);
     Some(prepared)
@@ -73,11 +77,11 @@ pub fn serve(path: &str, accepts_gzip: bool, if_none_match: Option<&str>) -> Opt
     let mut r = if if_none_match == Some(p.etag.as_str()) {
         Response::empty(304)
     } else {
-        match (&p.gzip, accepts_gzip) {
-            (Some(z), true) => {
-                Response::bytes(200, p.mime, z.clone()).header("Content-Encoding", "gzip")
-            }
-            _ => Response::bytes(200, p.mime, p.plain.clone()),
+        if accepts_gzip {
+            Response::bytes(200, p.mime, p.gzip.to_vec()).header("Content-Encoding", "gzip")
+        } else {
+            let plain = p.plain.get_or_init(|| gunzip(p.gzip).unwrap_or_default());
+            Response::bytes(200, p.mime, plain.clone())
         }
     };
     r = r
@@ -87,30 +91,11 @@ pub fn serve(path: &str, accepts_gzip: bool, if_none_match: Option<&str>) -> Opt
     Some(r)
 }
 
-/// A gzip member (RFC 1952) around a raw deflate stream.
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255];
-    out.extend(miniz_oxide::deflate::compress_to_vec(data, 9));
-    out.extend(crc32(data).to_le_bytes());
-    // ISIZE: the length modulo 2^32 (written so it also compiles for 32-bit targets).
-    let len_mod = u64::try_from(data.len()).unwrap_or(u64::MAX) & 0xFFFF_FFFF;
-    out.extend(u32::try_from(len_mod).unwrap_or(0).to_le_bytes());
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// The data of a gzip member as `build.rs` writes it (fixed 10-byte header, raw deflate,
+/// CRC-32 and length); None if it is not one.
+fn gunzip(z: &[u8]) -> Option<Vec<u8>> {
+    let body = z.get(10..z.len().checked_sub(8)?)?;
+    miniz_oxide::inflate::decompress_to_vec(body).ok()
 }
 
 #[cfg(test)]
@@ -118,13 +103,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crc_and_gzip_roundtrip() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        let data = b"hello hello hello hello hello hello hello".repeat(20);
-        let z = gzip(&data);
-        assert!(z.len() < data.len());
-        let back = miniz_oxide::inflate::decompress_to_vec(&z[10..z.len() - 8]).unwrap();
-        assert_eq!(back, data);
+    fn every_ui_file_is_embedded_and_inflates_to_its_source() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../webui");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let want = std::fs::read(&path).unwrap();
+            let plain = serve(&format!("/{name}"), false, None).expect("embedded");
+            assert_eq!(plain.body, want, "{name} without gzip");
+            assert!(plain.get("Content-Encoding").is_none());
+            let z = serve(&format!("/{name}"), true, None).unwrap();
+            assert_eq!(z.get("Content-Encoding"), Some("gzip"));
+            assert_eq!(gunzip(&z.body).unwrap(), want, "{name} gzipped");
+            n += 1;
+        }
+        assert!(n >= 5, "{n} files");
+        assert_eq!(gunzip(b"not gzip"), None);
     }
 
     #[test]

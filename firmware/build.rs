@@ -30,7 +30,11 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255];
     out.extend(miniz_oxide::deflate::compress_to_vec(data, 10));
     out.extend(crc32(data).to_le_bytes());
-    out.extend(u32::try_from(data.len()).expect("a web UI file under 4 GiB").to_le_bytes());
+    out.extend(
+        u32::try_from(data.len())
+            .expect("a web UI file under 4 GiB")
+            .to_le_bytes(),
+    );
     out
 }
 
@@ -39,7 +43,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

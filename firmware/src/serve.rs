@@ -180,7 +180,9 @@ fn start_state(saved: &std::path::Path) -> daemon::Start {
         upnp: Default::default(),
         // Fail closed: a tunnel (with its kill switch) that can be read from the broken
         // file stays, so its devices do not fall back to the WAN in clear.
-        vpn: store::json(raw["vpn"].to_string().as_bytes()).ok(),
+        vpn: Config::parse_section("vpn", &raw["vpn"].to_string())
+            .ok()
+            .and_then(|c| c.vpn),
     };
     daemon::Start::Broken {
         fallback: Box::new(fallback),

@@ -236,6 +236,16 @@ fn parse_error(field: String, e: serde_json::Error) -> ConfigError {
 }
 
 impl Config {
+    /// Parses one section (`upnp`, `vpn`, …) given as JSON text, through the config
+    /// file's own parser inside an otherwise empty config: errors name the field as for
+    /// the file (`vpn.devices.hosts[0]`), and the binary keeps one copy of the section's
+    /// deserializer. Only `section` of the result is meaningful.
+    pub fn parse_section(section: &str, json: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!(
+            r#"{{"version":{VERSION},"lan":{{"interface":"-","subnets":[]}},"wan":{{"interface":"-"}},"{section}":{json}}}"#
+        ))
+    }
+
     /// Parses JSON text; checks the version before anything else so that a newer file
     /// gets a clear message instead of a confusing field error. Whole lines starting with
     /// `//` are comments (blanked, so error line numbers stay right); a config the daemon

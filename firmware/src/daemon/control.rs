@@ -219,10 +219,10 @@ fn vpn_edit(vpn: &Value, private: Option<&str>, psk: Option<&str>) -> Result<Edi
     };
     let vpn = match vpn {
         Value::Null => None,
-        v => Some(Box::new(
-            crate::store::json::<crate::config::Vpn>(v.to_string().as_bytes())
-                .map_err(|e| format!("bad vpn section: {e}"))?,
-        )),
+        v => Config::parse_section("vpn", &v.to_string())
+            .map_err(|e| format!("bad vpn section: {}", chain(&e)))?
+            .vpn
+            .map(Box::new),
     };
     Ok(Edit::Vpn {
         if_match: None,

@@ -84,13 +84,8 @@ impl ConfigItem for config::Trigger {
 fn parse_fields<T: ConfigItem>(body: &[u8]) -> Result<T, ParseError> {
     let mut m = body_object(body).map_err(ParseError::Body)?;
     m.retain(|k, v| !v.is_null() && k != "etag");
-    let text = format!(
-        r#"{{"version":{},"lan":{{"interface":"-","subnets":[]}},"wan":{{"interface":"-"}},"{}":[{}]}}"#,
-        config::VERSION,
-        T::LIST,
-        Value::Object(m.clone())
-    );
-    let e = match config::Config::parse(&text) {
+    let list = format!("[{}]", Value::Object(m.clone()));
+    let e = match config::Config::parse_section(T::LIST, &list) {
         Ok(cfg) => {
             return T::take(cfg).ok_or_else(|| ParseError::Field(None, "no item".into()));
         }

@@ -85,15 +85,8 @@ pub fn exposure_rows(mappings: &[Mapping], now: Timestamp) -> (Vec<Value>, u32, 
 pub(super) fn parse_upnp(body: &[u8]) -> Result<Upnp, Response> {
     let mut m = body_object(body)?;
     m.remove("etag");
-    // Parsed as the `upnp` section of a config text, through the config file's own parser:
-    // errors name `upnp.allow[1].hosts[0]` as for the file, and the router's binary keeps
-    // one copy of the section's deserializer instead of a second one for JSON values.
-    let text = format!(
-        r#"{{"version":{},"lan":{{"interface":"-","subnets":[]}},"wan":{{"interface":"-"}},"upnp":{}}}"#,
-        crate::config::VERSION,
-        Value::Object(m)
-    );
-    match Config::parse(&text) {
+    // Through the config file's own parser (`Config::parse_section`).
+    match Config::parse_section("upnp", &Value::Object(m).to_string()) {
         Ok(cfg) => Ok(cfg.upnp),
         Err(ConfigError::Parse { field, message, .. }) => Err(issue(&field, &message)),
         Err(e) => Err(issue("upnp", &e.to_string())),

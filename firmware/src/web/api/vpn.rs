@@ -22,14 +22,9 @@ use crate::web::http::Response;
 pub(super) fn parse_vpn(body: &[u8]) -> Result<Vpn, Response> {
     let mut m = body_object(body)?;
     m.remove("etag");
-    // Through the config file's own parser, as `upnp::parse_upnp` does: the same field
-    // names in errors, and one copy of the section's deserializer in the binary.
-    let text = format!(
-        r#"{{"version":{},"lan":{{"interface":"-","subnets":[]}},"wan":{{"interface":"-"}},"vpn":{}}}"#,
-        crate::config::VERSION,
-        Value::Object(m)
-    );
-    match Config::parse(&text) {
+    // Through the config file's own parser: the same field names in errors, and one
+    // copy of the section's deserializer in the binary.
+    match Config::parse_section("vpn", &Value::Object(m).to_string()) {
         Ok(Config { vpn: Some(v), .. }) => Ok(v),
         Ok(_) => Err(issue("vpn", "required (the section)")),
         Err(ConfigError::Parse { field, message, .. }) => Err(issue(&field, &message)),

@@ -69,6 +69,7 @@ upper = $(shell echo '$(1)' | tr 'a-z-' 'A-Z_')
 # The environment of one cross cargo invocation for triple $(1).
 cross_env = env -u RUSTUP_TOOLCHAIN -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
 	RUSTC_BOOTSTRAP=1 RUSTC=$(DEBIAN_RUSTC) RUSTDOC=/usr/bin/rustdoc \
+	CARGO_PROFILE_RELEASE_PANIC=immediate-abort \
 	CARGO_TARGET_DIR=$(CROSS_TARGET_DIR) \
 	ZIG_GLOBAL_CACHE_DIR=$(ZIG_CACHE) ZIG_LOCAL_CACHE_DIR=$(ZIG_CACHE) \
 	CARGO_TARGET_$(call upper,$(1))_LINKER=$(CROSS_BIN)/$(1)-cc \
@@ -80,7 +81,13 @@ cross_env = env -u RUSTUP_TOOLCHAIN -u RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CAR
 # The binaries are stripped, so a backtrace on the router could only print raw addresses anyway.
 # `optimize_for_size` makes core and alloc pick their smaller algorithms (sorting, formatting):
 # -89 KB on mipsel, measured in docs/decisions.md.
-CROSS_CARGO_FLAGS := --release -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+# `panic = "immediate-abort"` (issue 9): a panic traps at once instead of printing its message
+# first; the formatting and unwinding machinery that printing needs (~127 KB on mipsel) is left
+# out. No input may panic by the project's rules; if one ever does, the supervisor
+# (S50portcullis) logs the exit status (a signal) and restarts the daemon, and the host build
+# (tests, `cargo run`) keeps full panic messages. See docs/decisions.md.
+CROSS_CARGO_FLAGS := --release -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
+	-Zpanic-immediate-abort
 # The workspace to build (another checkout, e.g. a clean `git archive HEAD`, may be given).
 CROSS_SRC ?= $(CURDIR)
 

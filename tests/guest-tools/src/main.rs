@@ -3,6 +3,7 @@
 //!
 //! Subcommands (exit 0 on success, 1 on failure, 2 on bad usage):
 //!   natpmp-gw --bind ADDR --control FILE [--public ADDR]   fake provider NAT-PMP gateway (RFC 6886)
+//!   natpmp-req GATEWAY [--op addr|udp|tcp] [--internal P] [--lifetime S]   one NAT-PMP request
 //!   whoami-http --bind ADDR:PORT                           answers every GET with `REMOTE=<client ip>`
 //!   get ADDR:PORT PATH [--timeout S]                       HTTP/1.0 GET; prints the body
 //!   burst ADDR:PORT PATH --seconds S [--timeout S]         repeated GETs; prints `ok=N fail=M`
@@ -99,7 +100,7 @@ pub fn sockaddr(s: &str) -> Result<SocketAddr, Usage> {
 }
 
 const USAGE: &str =
-    "usage: pcx-guest natpmp-gw|whoami-http|get|burst|bulk-recv|bulk-send|udp-send|dns-sink ... \
+    "usage: pcx-guest natpmp-gw|natpmp-req|whoami-http|get|burst|bulk-recv|bulk-send|udp-send|dns-sink ... \
 (see the source header, tests/guest-tools/src/main.rs)";
 
 fn main() -> ExitCode {
@@ -120,6 +121,7 @@ fn main() -> ExitCode {
     };
     let r = match cmd {
         "natpmp-gw" => natpmp::run(&args),
+        "natpmp-req" => natpmp::request(&args),
         "whoami-http" => http::whoami(&args),
         "get" => http::get(&args),
         "burst" => http::burst(&args),

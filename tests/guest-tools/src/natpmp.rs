@@ -153,6 +153,72 @@ pub fn run(args: &Args) -> Result<bool, Usage> {
     }
 }
 
+/// `natpmp-req GATEWAY [--op addr|udp|tcp] [--internal P] [--lifetime S] [--timeout S]`: one
+/// request (RFC 6886 §3.2, §3.3); prints `result=C epoch=E external=ADDR` or
+/// `result=C epoch=E internal=P external_port=P lifetime=S`; exit 1 on no answer.
+pub fn request(args: &Args) -> Result<bool, Usage> {
+    let gw: Ipv4Addr = args
+        .pos(0, "GATEWAY")?
+        .parse()
+        .map_err(|_| Usage("GATEWAY: not an IPv4 address".into()))?;
+    let op = match args.opt("op").unwrap_or("tcp") {
+        "addr" => 0u8,
+        "udp" => 1,
+        "tcp" => 2,
+        o => return Err(Usage(format!("--op: {o:?} is not addr, udp or tcp"))),
+    };
+    let internal: u16 = args.num("internal", 0)?;
+    let lifetime: u32 = args.num("lifetime", 60)?;
+    let mut req = vec![0u8, op];
+    if op != 0 {
+        req.extend_from_slice(&[0, 0]);
+        req.extend_from_slice(&internal.to_be_bytes());
+        req.extend_from_slice(&0u16.to_be_bytes());
+        req.extend_from_slice(&lifetime.to_be_bytes());
+    }
+    let sock = UdpSocket::bind(("0.0.0.0", 0)).and_then(|s| {
+        s.set_read_timeout(Some(
+            args.timeout(2.0)
+                .unwrap_or(std::time::Duration::from_secs(2)),
+        ))?;
+        s.send_to(&req, (gw, PORT))?;
+        Ok(s)
+    });
+    let mut buf = [0u8; 64];
+    let n = match sock.and_then(|s| s.recv(&mut buf)) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("natpmp-req {gw}: {e}");
+            return Ok(false);
+        }
+    };
+    let r = buf.get(..n).unwrap_or_default();
+    let u16at = |i: usize| {
+        r.get(i..i + 2)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u16::from_be_bytes)
+    };
+    let u32at = |i: usize| (u32::from(u16at(i)) << 16) | u32::from(u16at(i + 2));
+    if op == 0 {
+        println!(
+            "result={} epoch={} external={}",
+            u16at(2),
+            u32at(4),
+            Ipv4Addr::from(u32at(8))
+        );
+    } else {
+        println!(
+            "result={} epoch={} internal={} external_port={} lifetime={}",
+            u16at(2),
+            u32at(4),
+            u16at(8),
+            u16at(10),
+            u32at(12)
+        );
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

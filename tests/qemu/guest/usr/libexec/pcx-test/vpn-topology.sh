@@ -16,9 +16,14 @@
 #         whoami HTTP on :80, bulk receiver on :5001.
 #
 # usage: vpn-topology.sh up | down | counters | reset | isp CMD... | web CMD... | lan CMD...
+#                        | sampler-start | sampler-stop | import-timed BOUND_S IMPORT_ARGS...
 #   up writes /tmp/provider.conf (wg-quick format: the router's side, its private key) and
 #   $S/router.pub; counters prints "wg=PACKETS other=PACKETS"; isp/web/lan run CMD in that
 #   namespace (lan = the test LAN host 192.168.1.10 of S45lanhost).
+#   sampler-start/-stop: every 0.2 s, record every process whose parent is a portcullis process
+#   (the firmware must spawn none); stop prints "ticks=N" and the recorded lines.
+#   import-timed: `portcullis vpn import IMPORT_ARGS`, then polls `status --json` until a
+#   handshake shows (at most BOUND_S seconds); prints "IMPORT rc=R handshake_s=S|none".
 S=/run/pcx-test
 PROVIDER_CONF=/tmp/provider.conf
 
@@ -162,8 +167,44 @@ counters() {
 		END { printf "wg=%d other=%d\n", c["wg"], c["other"] }'
 }
 
+PC="/usr/sbin/portcullis --config /etc/portcullis/test-config.json"
+
+sampler() {
+	ticks=0
+	while [ ! -f "$S/sampler.stop" ]; do
+		pids=" $(pidof portcullis) "
+		awk -v pids="$pids" '/^Name:/ { n = $2 } /^PPid:/ && index(pids, " " $2 " ") { print FILENAME, n, "parent", $2 }' \
+			/proc/[0-9]*/status 2>/dev/null >>"$S/children.log"
+		ticks=$((ticks + 1))
+		echo $ticks >"$S/sampler.ticks"
+		usleep 200000
+	done
+}
+
+import_timed() {
+	bound=$1; shift
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	timeout 30 $PC vpn import "$@"
+	rc=$?
+	hs=none
+	end=$(($(cut -d. -f1 /proc/uptime) + bound))
+	while [ "$(cut -d. -f1 /proc/uptime)" -lt $end ]; do
+		if timeout 10 $PC status --json 2>/dev/null | grep -q '"last_handshake_unix": *[0-9]'; then
+			hs=$(awk -v t0="$t0" '{ printf "%.2f", $1 - t0 }' /proc/uptime)
+			break
+		fi
+		usleep 100000
+	done
+	echo "IMPORT rc=$rc handshake_s=$hs"
+}
+
 case "$1" in
 up) up ;;
+sampler-start) mkdir -p "$S"; rm -f "$S/sampler.stop"; : >"$S/children.log"; sampler </dev/null >/dev/null 2>&1 & ;;
+sampler-stop)
+	touch "$S/sampler.stop"; usleep 500000
+	echo "ticks=$(cat "$S/sampler.ticks" 2>/dev/null || echo 0)"; sort -u "$S/children.log" ;;
+import-timed) shift; import_timed "$@" ;;
 down) down ;;
 counters) counters ;;
 reset) in_ns isp nft reset counters table netdev pcxleak >/dev/null ;;

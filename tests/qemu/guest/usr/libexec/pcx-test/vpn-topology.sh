@@ -16,10 +16,12 @@
 #         whoami HTTP on :80, bulk receiver on :5001.
 #
 # usage: vpn-topology.sh up | down | counters | reset | isp CMD... | web CMD... | lan CMD...
-#                        | sampler-start | sampler-stop | import-timed BOUND_S IMPORT_ARGS...
+#                        | scratch-ns | scratch CMD... | sampler-start | sampler-stop
+#                        | import-timed BOUND_S IMPORT_ARGS...
 #   up writes /tmp/provider.conf (wg-quick format: the router's side, its private key) and
 #   $S/router.pub; counters prints "wg=PACKETS other=PACKETS"; isp/web/lan run CMD in that
 #   namespace (lan = the test LAN host 192.168.1.10 of S45lanhost).
+#   scratch-ns makes an empty namespace "scratch" (the self-check's stand-in for the firmware).
 #   sampler-start/-stop: every 0.2 s, record every process whose parent is a portcullis process
 #   (the firmware must spawn none); stop prints "ticks=N" and the recorded lines.
 #   import-timed: `portcullis vpn import IMPORT_ARGS`, then polls `status --json` until a
@@ -153,7 +155,7 @@ CONF
 
 down() {
 	[ -f "$S/daemons" ] && for p in $(cat "$S/daemons"); do kill "$p" 2>/dev/null; done
-	for n in isp web; do p=$(nspid "$n"); [ -n "$p" ] && kill "$p" 2>/dev/null; done
+	for n in isp web scratch; do p=$(nspid "$n"); [ -n "$p" ] && kill "$p" 2>/dev/null; done
 	ip link del wanv 2>/dev/null
 	[ -s "$S/default-route" ] && ip route replace $(cat "$S/default-route")
 	rm -rf "$S" "$PROVIDER_CONF"
@@ -208,6 +210,7 @@ import-timed) shift; import_timed "$@" ;;
 down) down ;;
 counters) counters ;;
 reset) in_ns isp nft reset counters table netdev pcxleak >/dev/null ;;
-isp | web | lan) n=$1; shift; in_ns "$n" "$@" ;;
+scratch-ns) new_ns scratch ;;
+isp | web | lan | scratch) n=$1; shift; in_ns "$n" "$@" ;;
 *) echo "usage: $0 up|down|counters|reset|isp CMD...|web CMD...|lan CMD..." >&2; exit 2 ;;
 esac

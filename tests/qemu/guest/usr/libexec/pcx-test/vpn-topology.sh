@@ -12,7 +12,7 @@
 #         plain router traffic is routed without NAT.
 #         netdev ingress counters on isp0 (what the router puts on its WAN): "wg" = UDP to port
 #         51820, "other" = every other IPv4/IPv6 packet (the leak counter; logged "pcxleak: ").
-#   isp0's peer webi 203.0.113.1/24 ==veth== webw 203.0.113.80/24  namespace "web"
+#   isp: webi 203.0.113.1/32 ==veth== webw 203.0.113.80/32  namespace "web" (host routes)
 #         whoami HTTP on :80, bulk receiver on :5001.
 #
 # usage: vpn-topology.sh up | down | counters | reset | isp CMD... | web CMD... | lan CMD...
@@ -87,12 +87,14 @@ up() {
 	# isp <-> web
 	in_ns isp sh -c 'ip link add webi type veth && ip link set veth0 name webw'
 	in_ns isp ip link set webw netns "$web"
-	in_ns web sh -c 'ip link set lo up && ip link set webw up &&
-		ip addr add 203.0.113.80/24 dev webw && ip route add default via 203.0.113.1'
+	# /32 addresses and a host route each way: web must reach the exit address 203.0.113.7 (same
+	# /24) through its gateway, not by ARP on the link
+	in_ns web sh -c 'ip link set lo up && ip link set webw up && ip addr add 203.0.113.80/32 dev webw &&
+		ip route add 203.0.113.1/32 dev webw && ip route add default via 203.0.113.1'
 	in_ns isp sh -c "
 		echo 1 >/proc/sys/net/ipv4/ip_forward
 		ip link set lo up && ip link set isp0 up && ip addr add 198.51.100.1/24 dev isp0 &&
-		ip link set webi up && ip addr add 203.0.113.1/24 dev webi &&
+		ip link set webi up && ip addr add 203.0.113.1/32 dev webi && ip route add 203.0.113.80/32 dev webi &&
 		ip link add wgp type wireguard &&
 		wg set wgp listen-port 51820 private-key $S/provider.key \
 			peer $(cat "$S/router.pub") allowed-ips 10.2.0.2/32 &&

@@ -129,8 +129,10 @@ def selfcheck(v):
     v.check(f"REMOTE={EXIT_ADDR}" in out, "self-check: tunnel traffic reaches web from the exit address", out)
     rc, out = v.sh(f"{sc} pcx-guest get 198.51.100.1:8000 / --timeout 5")
     v.check("REMOTE=10.2.0.2" in out, "self-check: the Port Fail listener sees the tunnel address through it", out)
-    rc, out = v.sh(f"{sc} pcx-guest whoami-http --bind 10.2.0.2:40000 2>/dev/null & p=$!; "
-                   f"{TOPO} web pcx-guest get {EXIT_ADDR}:40000 / --timeout 5; kill $p")
+    rc, out = v.sh(f"{sc} pcx-guest whoami-http --bind 10.2.0.2:40000 2>/dev/null & p=$!; i=0; "
+                   f"until {sc} pcx-guest get 10.2.0.2:40000 / --timeout 1 >/dev/null 2>&1 || [ $i -ge 50 ]; "
+                   f"do usleep 100000; i=$((i+1)); done; {TOPO} web pcx-guest get {EXIT_ADDR}:40000 / --timeout 5; "
+                   "kill $p")
     v.check("REMOTE=203.0.113.80" in out, "self-check: the provider forwards exit-address ports into the tunnel", out)
     rc, out = v.sh(f"{sc} timeout 10 nslookup web.test 10.2.0.1")
     v.check("203.0.113.80" in out, "self-check: the provider's DNS answers on 10.2.0.1", out)

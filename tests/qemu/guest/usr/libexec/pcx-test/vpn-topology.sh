@@ -30,13 +30,15 @@ S=/run/pcx-test
 PROVIDER_CONF=/tmp/provider.conf
 
 nspid() { cat "$S/$1.pid" 2>/dev/null; }
-in_ns() { # name cmd...
-	n=$1; shift
-	case $n in
-	lan) p=$(cat /var/run/lanhost.pid 2>/dev/null) ;;
-	*) p=$(nspid "$n") ;;
+holder() { # name -> pid of the process holding that namespace
+	case $1 in
+	lan) cat /var/run/lanhost.pid 2>/dev/null ;;
+	*) nspid "$1" ;;
 	esac
-	[ -n "$p" ] || { echo "vpn-topology: no namespace $n" >&2; return 1; }
+}
+in_ns() { # name cmd...
+	p=$(holder "$1"); shift
+	[ -n "$p" ] || { echo "vpn-topology: no such namespace" >&2; return 1; }
 	nsenter -t "$p" -n "$@"
 }
 new_ns() { # name -> pid of a process holding a new network namespace
@@ -213,6 +215,9 @@ down) down ;;
 counters) counters ;;
 reset) in_ns isp nft reset counters table netdev pcxleak >/dev/null ;;
 scratch-ns) new_ns scratch ;;
-isp | web | lan | scratch) n=$1; shift; in_ns "$n" "$@" ;;
+isp | web | lan | scratch) # exec: the caller's $! is the command itself
+	p=$(holder "$1"); shift
+	[ -n "$p" ] || { echo "vpn-topology: no such namespace" >&2; exit 1; }
+	exec nsenter -t "$p" -n "$@" ;;
 *) echo "usage: $0 up|down|counters|reset|isp CMD...|web CMD...|lan CMD..." >&2; exit 2 ;;
 esac

@@ -319,15 +319,21 @@ def scenario_port_forward(v, token):
 
 
 def bench_figures(v, hs):
-    """Throughput (20 MB LAN -> web) and ping RTT, through the tunnel and then in clear."""
+    """Throughput (20 MB LAN -> web, median of 3) and ping RTT (avg of 20), through the tunnel
+    and then in clear (vpn off)."""
     def measure(label):
-        rc, out = v.topo(f"lan pcx-guest bulk-send 203.0.113.80:5001 --bytes 20000000 --timeout 120", 300)
-        m = re.search(r"mbit=([0-9.]+)", out)
-        v.check(m is not None, f"bench {label}: 20 MB LAN host -> web", out)
+        runs = []
+        for _ in range(3):  # TCG is noisy: the median of three
+            rc, out = v.topo("lan pcx-guest bulk-send 203.0.113.80:5001 --bytes 20000000 --timeout 120", 300)
+            m = re.search(r"mbit=([0-9.]+)", out)
+            if m:
+                runs.append(float(m.group(1)))
+        v.check(len(runs) == 3, f"bench {label}: 3 x 20 MB LAN host -> web: {runs} Mbit/s", out)
+        m = sorted(runs)[1] if len(runs) == 3 else None
         rc, pout = v.topo("lan ping -c 20 -i 0.2 203.0.113.80", 120)
         p = re.search(r"min/avg/max = ([0-9.]+)/([0-9.]+)/([0-9.]+)", pout)
         v.check(p is not None, f"bench {label}: ping -c 20 LAN host -> web", pout)
-        return (float(m.group(1)) if m else None), (float(p.group(2)) if p else None)
+        return m, (float(p.group(2)) if p else None)
 
     t_mbit, t_rtt = measure("tunnel")
     rc, out = v.sh(f"{PC} vpn off; echo rc=$?")

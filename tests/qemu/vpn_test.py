@@ -29,6 +29,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -392,7 +393,10 @@ def run(args, res, tmp):
                              ("Port Fail", lambda: scenario_port_fail(v)),
                              ("provider forwarding", lambda: scenario_port_forward(v, token))]:
                 s0 = time.monotonic()
-                fn()
+                try:
+                    fn()
+                except Exception:  # e.g. an unexpected status shape: this scenario fails, the next runs
+                    res.check(False, f"{name}: the scenario raised", traceback.format_exc())
                 print(f"     ({name}: {time.monotonic() - s0:.0f}s)", flush=True)
         rc, out = v.topo("sampler-stop")
         m = re.search(r"ticks=(\d+)", out)

@@ -117,6 +117,13 @@ def selfcheck(v):
     ok, (_, out) = v.poll(lambda: (lambda r: (re.search(r"\t[1-9]\d*\s*$", r[1]) is not None, r[1]))(
         v.sh(f"{sc} wg show wgs latest-handshakes")), 20)
     v.check(ok, "self-check: it handshakes with the provider's wgp through wanv", out)
+    _, keys = v.sh(f"cat {S}/router.pub {S}/provider.pub")
+    iface, peers, out = wg_dump(v, f"{sc} wg show wgs dump")
+    want = keys.split()[:2] + ["198.51.100.1:51820", "0.0.0.0/0", "1", "off"]
+    got = [] if iface is None or len(peers) != 1 or len(peers[0]) < 8 else \
+        [iface[1], peers[0][0], peers[0][2], peers[0][3], peers[0][7], iface[3]]
+    v.check(got == want, "self-check: the wg dump oracle parses (keys, endpoint, allowed ips, keepalive, fwmark)",
+            f"got {got}, want {want}\n{out}")
     v.sh(f"echo 'grant 40000 8' >{S}/natpmp.ctl")
     rc, out = v.sh(f"{sc} pcx-guest natpmp-req 10.2.0.1 --op tcp && {sc} pcx-guest natpmp-req 10.2.0.1 --op addr")
     v.check(rc == 0 and "external_port=40000 lifetime=8" in out and f"external={EXIT_ADDR}" in out,
@@ -166,9 +173,9 @@ def import_tunnel(v, forward=True, bound=40):
     return int(m.group(1)), hs, out
 
 
-def wg_dump(v):
+def wg_dump(v, cmd="wg show wg0 dump"):
     """`wg show wg0 dump` (the kernel's state, read by Debian's wg): (interface fields, peers)."""
-    rc, out = v.sh("wg show wg0 dump")
+    rc, out = v.sh(cmd)
     rows = [l.split("\t") for l in out.strip().splitlines() if "\t" in l]
     if rc != 0 or not rows:
         return None, [], out
@@ -383,6 +390,8 @@ def run(args, res, tmp):
         v.topo("sampler-start")
         rc, out = v.sh(f"{PC} apply /etc/portcullis/vpn-test-config.json; echo rc=$?", 60)
         v.check("rc=0" in out, "apply the VPN test config (WAN = wanv, no forwards)", out)
+        st, out = v.status()
+        v.check(isinstance(st, dict), "status --json is read back over the console", out)
         ok, (_, out) = v.poll(lambda: (lambda r: ("REMOTE=198.51.100.2" in r[1], r[1]))(v.lan_get(WEB)), 20)
         v.check(ok, "before the VPN: the LAN host reaches web in clear (NAT to 198.51.100.2)", out)
         v.sh(f"echo 'grant 40000 8' >{S}/natpmp.ctl")

@@ -141,6 +141,20 @@ cross-$(1): cross-toolchain
 	&& echo "== $$(triple_$(1)): $$$$(( $$$$(date +%s) - start )) s, $$$$(stat -c %s $$(call cross_bin,$$(triple_$(1)))) bytes"
 endef
 $(foreach s,$(CROSS_SHORT),$(eval $(call cross_target,$(s))))
+
+# Test-only guest tools (tests/guest-tools, `pcx-guest`) for the QEMU VPN test's overlay: the same
+# target dir and flags as the product build, so the std built by -Zbuild-std is shared.
+#   make cross-guest-tools-aarch64   -> out/cross/<triple>/pcx-guest
+guest_tools_bin = $(CROSS_DIR)/$(1)/pcx-guest
+define cross_guest_tools
+.PHONY: cross-guest-tools-$(1)
+cross-guest-tools-$(1): cross-toolchain
+	$$(call cross_env,$$(triple_$(1))) $$(DEBIAN_CARGO) build --manifest-path $$(CROSS_SRC)/Cargo.toml \
+		-p portcullis-guest-tools --target $$(triple_$(1)) $$(CROSS_CARGO_FLAGS) \
+	&& mkdir -p $$(CROSS_DIR)/$$(triple_$(1)) \
+	&& cp $$(CROSS_TARGET_DIR)/$$(triple_$(1))/release/pcx-guest $$(call guest_tools_bin,$$(triple_$(1)))
+endef
+$(foreach s,$(CROSS_SHORT),$(eval $(call cross_guest_tools,$(s))))
 $(eval $(call cross_target,x86_64))
 cross-x86_64: $(CROSS_BIN)/$(BENCH_TRIPLE)-cc $(CROSS_BIN)/$(BENCH_TRIPLE)-ar
 ## Where the bench's static musl build lands (tests/benches/portmap.rs measures it if present).

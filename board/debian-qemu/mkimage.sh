@@ -10,9 +10,10 @@
 # usage: mkimage.sh ARCH CACHE OUTDIR [PORTCULLIS_BIN]
 #   ARCH mipsel|aarch64|armhf. Without PORTCULLIS_BIN the image has no portcullis (the boot-time
 #   baseline). Writes OUTDIR/kernel, OUTDIR/initramfs.cpio and OUTDIR/modules (names loaded).
-# usage: mkimage.sh --test-overlay ARCH CACHE OUTDIR GUEST_DIR
-#   Writes OUTDIR/test-overlay.cpio: Debian's nft with its libraries plus the files in GUEST_DIR,
-#   to be concatenated after initramfs.cpio by the boot test (never part of the product image).
+# usage: mkimage.sh --test-overlay ARCH CACHE OUTDIR GUEST_DIR [GUEST_TOOLS_BIN]
+#   Writes OUTDIR/test-overlay.cpio: Debian's nft and wg with their libraries, the files in
+#   GUEST_DIR and (if given) the static test tool GUEST_TOOLS_BIN as /usr/bin/pcx-guest, to be
+#   concatenated after initramfs.cpio by the QEMU tests (never part of the product image).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -44,17 +45,20 @@ work=$(mktemp -d "$outdir/.work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 if [ $mode = test ]; then
-	guest=$4
+	guest=$4 tools=${5:-}
 	"$here/fetch-debs.sh" "$debarch" "$cache" test
 	root=$work/root
 	mkdir -p "$root"
 	for p in $(awk -v a="$debarch" '$1 == a && $2 == "test" { print $3 }' "$here/packages.lock"); do
 		dpkg-deb -x "$(deb_path "$p")" "$root"
 	done
-	# Only what nft needs at run time: drop docs, locales, gconv, headers.
+	# Only what nft and wg need at run time: drop docs, locales, gconv, headers, other programs.
+	mv "$root/usr/bin/wg" "$work/wg"
 	rm -rf "$root/usr/share" "$root/usr/include" "$root"/usr/lib/*/gconv "$root/etc" "$root/usr/bin" \
 		"$root/sbin/ldconfig" "$root/usr/sbin/iconvconfig" "$root/usr/sbin/zic" "$root/usr/libexec"
+	install -D -m 0755 "$work/wg" "$root/usr/bin/wg"
 	cp -a "$guest/." "$root/"
+	if [ -n "$tools" ]; then install -D -m 0755 "$tools" "$root/usr/bin/pcx-guest"; fi
 	python3 "$here/mkcpio.py" "$root" "$outdir/test-overlay.cpio"
 	echo "mkimage: $outdir/test-overlay.cpio ($(du -k "$outdir/test-overlay.cpio" | cut -f1) KiB)"
 	exit 0

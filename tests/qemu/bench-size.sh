@@ -62,8 +62,8 @@ print(f"| **total in symbols** | {total} | 100% |")
 	echo "Decisions so far: std is built without its default \`backtrace\` feature"
 	echo "(\`-Zbuild-std-features=\` in mk/cross.mk): with it, mipsel was 1,384,036 bytes and gimli, addr2line"
 	echo "and rustc-demangle were 8.5% of the symbols; without it 1,158,696 bytes (−225 KB, measured"
-	echo "2026-11-27). Panics still print their message. \`panic = \"immediate-abort\"\` would cut more but"
-	echo "panics would then print nothing (../shared/PLATFORM.md), so it is not used."
+	echo "2026-11-27). Since issue 9, \`panic = \"immediate-abort\"\` (−127 KB): a panic traps without its"
+	echo "message; the supervisor logs the exit and restarts the daemon (docs/decisions.md)."
 	echo
 	echo "Rerun after adding a dependency; a new crate in the top rows must be worth its bytes."
 } >"$section"

@@ -15,7 +15,7 @@ budget=$((1536 * 1024))
 section=$(mktemp)
 trap 'rm -f "$section"' EXIT
 {
-	echo "Command: \`make bench-size\` (static musl, \`opt-level=\"z\"\`, LTO, one codegen unit, \`panic=\"abort\"\`,"
+	echo "Command: \`make bench-size\` (static musl, \`opt-level=\"z\"\`, LTO, one codegen unit, \`panic=\"immediate-abort\"\`,"
 	echo "stripped; Debian rustc 1.96 with \`-Zbuild-std=std,panic_abort\`, zig $(grep -m1 '^ZIG_VERSION' "$top/mk/cross.mk" | awk '{print $3}') as linker)."
 	echo "Measured $(date -u +%Y-%m-%d) at commit $(git -C "$top" rev-parse --short HEAD).${BENCH_NOTE:+ $BENCH_NOTE}"
 	echo "Goal: mipsel ≤ 1.5 MiB (1,572,864 bytes) with everything in it (the web UI and its assets are embedded)."

@@ -354,3 +354,59 @@ fn portmap_servers(run_dir: std::path::PathBuf) -> Vec<(&'static str, services::
     });
     vec![("UPnP IGD", igd), ("NAT-PMP/PCP", pmp)]
 }
+
+#[cfg(test)]
+mod attack_tests {
+    //! Review (issue 9): the safe-mode salvage must fail closed for the tunnel's devices.
+    use super::*;
+
+    const VPN: &str = r#"{"enabled":true,"addresses":["10.2.0.2/32"],"dns":["10.2.0.1"],
+        "peer":{"public_key":"3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=",
+                "endpoint":"203.0.113.5:51820","allowed_ips":["0.0.0.0/0"]}}"#;
+
+    fn salvaged(body: &str, tag: &str) -> Option<portcullis::config::Vpn> {
+        let dir = std::env::temp_dir().join(format!("pcx-attack-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let saved = dir.join("config.json");
+        std::fs::write(&saved, body).unwrap();
+        let start = start_state(&saved);
+        let _ = std::fs::remove_dir_all(&dir);
+        match start {
+            daemon::Start::Broken { fallback, .. } => fallback.vpn,
+            daemon::Start::Config(_) => panic!("the file was meant to be broken"),
+        }
+    }
+
+    /// A JSON syntax slip anywhere in the file (here a trailing comma in `forwards`)
+    /// makes the whole file unparseable: the salvage then reads the `vpn` section from
+    /// `serde_json::Value::Null`, gets none, and safe mode runs without the kill switch —
+    /// the tunnel's devices go out by the WAN in clear.
+    #[test]
+    fn a_syntax_error_elsewhere_keeps_the_vpn_section_in_safe_mode() {
+        let body = format!(
+            r#"{{"version":1,"lan":{{"interface":"br0","subnets":["192.168.1.0/24"]}},
+            "wan":{{"interface":"eth0"}},"forwards":[],,"vpn":{VPN}}}"#
+        );
+        let vpn = salvaged(&body, "syntax");
+        assert!(
+            vpn.is_some_and(|v| v.enabled && v.kill_switch),
+            "safe mode dropped the VPN section: the kill switch is gone"
+        );
+    }
+
+    /// A `vpn` section that does not deserialize (a field a newer version wrote, or a
+    /// typo) is dropped whole by the salvage: the kill switch goes with it.
+    #[test]
+    fn a_broken_vpn_section_still_fails_closed_in_safe_mode() {
+        let vpn_bad = VPN.replacen("\"enabled\":true", "\"enabled\":true,\"mtu\":\"1420\"", 1);
+        let body = format!(
+            r#"{{"version":1,"lan":{{"interface":"br0","subnets":["192.168.1.0/24"]}},
+            "wan":{{"interface":"eth0"}},"vpn":{vpn_bad}}}"#
+        );
+        let vpn = salvaged(&body, "section");
+        assert!(
+            vpn.is_some_and(|v| v.enabled && v.kill_switch),
+            "safe mode dropped the VPN section: the kill switch is gone"
+        );
+    }
+}

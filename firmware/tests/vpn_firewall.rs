@@ -469,3 +469,20 @@ fn a_tunnel_device_dns_goes_to_the_tunnel_resolver() {
     }
     assert!(lab.ours(names::VPN_DNS_BLOCKED) > 0);
 }
+
+/// Review (issue 9): the lab's plain IPv6 path (no VPN, and then no table at all) does
+/// not carry a LAN host's TCP to the ISP, so `a_tunnel_device_has_no_ipv6_to_the_wan`
+/// cannot fail: its "no IPv6 leak" assertion holds whatever the firewall does.
+#[test]
+fn attack_the_lab_ipv6_path_works_without_a_vpn() {
+    let mut lab = Lab::new(VpnDevices::default());
+    lab.cfg.vpn = None;
+    lab.install(None);
+    let _isp = listen(&lab.i, "[2001:db8:1::1]:8080".parse().expect("addr"));
+    let _ = lab.r.nft_cli(&["delete", "table", "inet", names::TABLE]);
+    let r = tcp(&lab.h, None, "[2001:db8:1::1]:8080".parse().expect("addr"));
+    assert!(
+        r.is_ok(),
+        "a LAN host's IPv6 never reaches the ISP even with no ruleset: {r:?}"
+    );
+}

@@ -113,7 +113,8 @@ impl Engine {
         Ok(report)
     }
 
-    /// Installs a validated config with the given facts. When only elements and counters
+    /// Installs a validated config with the given facts (their `leases` and `vpn_port` are
+    /// not used: the engine plans the ones `set_leases` and `set_vpn_port` gave it). When only elements and counters
     /// differ from what this engine installed last, they are changed in one batch (counters,
     /// rate-limit meters and open triggers untouched); otherwise the table is replaced, with
     /// hit counts and open triggers of the old table carried over.

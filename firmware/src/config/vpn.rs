@@ -124,6 +124,34 @@ pub struct ProviderForward {
     pub to_port: Option<u16>,
 }
 
+impl Vpn {
+    /// What safe mode plans when the saved config mentions a `vpn` section that cannot be
+    /// read: every LAN device behind the kill switch, and no peer key, so no tunnel can be
+    /// brought up from it. Failing closed: the devices reach nothing outside until the
+    /// owner fixes the file (a tunnel already in the kernel keeps carrying them).
+    pub fn stand_in(interface: String) -> Vpn {
+        Vpn {
+            enabled: true,
+            interface,
+            addresses: Vec::new(),
+            dns: Vec::new(),
+            mtu: DEFAULT_MTU,
+            listen_port: None,
+            fwmark: DEFAULT_FWMARK,
+            table: DEFAULT_TABLE,
+            peer: VpnPeer {
+                public_key: String::new(),
+                endpoint: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                allowed_ips: Vec::new(),
+                persistent_keepalive: None,
+            },
+            devices: VpnDevices::default(),
+            kill_switch: true,
+            port_forward: None,
+        }
+    }
+}
+
 fn default_interface() -> String {
     DEFAULT_INTERFACE.to_string()
 }

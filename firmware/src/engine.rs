@@ -53,6 +53,8 @@ pub struct Engine {
     leases: Vec<Mapping>,
     /// The VPN provider's forwarded port and the end of its lease (see `set_vpn_port`).
     vpn_port: Option<(u16, std::time::Instant)>,
+    /// MACs learned for tunnel devices chosen by address (see `set_vpn_learned_macs`).
+    vpn_learned_macs: Vec<crate::config::MacAddr>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -71,6 +73,7 @@ impl Engine {
             installed: None,
             leases: Vec::new(),
             vpn_port: None,
+            vpn_learned_macs: Vec::new(),
         })
     }
 
@@ -84,6 +87,17 @@ impl Engine {
     /// it when the provider's lease ends even if no one re-plans.
     pub fn set_vpn_port(&mut self, port: Option<(u16, std::time::Instant)>) {
         self.vpn_port = port;
+    }
+
+    /// Sets the MACs the neighbour table shows for the tunnel devices chosen by address;
+    /// the next installs plan them so those devices' IPv6 is recognised too.
+    pub fn set_vpn_learned_macs(&mut self, macs: Vec<crate::config::MacAddr>) {
+        self.vpn_learned_macs = macs;
+    }
+
+    /// The MACs last given to `set_vpn_learned_macs`.
+    pub fn vpn_learned_macs(&self) -> &[crate::config::MacAddr] {
+        &self.vpn_learned_macs
     }
 
     /// Where the config is saved.
@@ -133,6 +147,7 @@ impl Engine {
                 let expires_in = until.checked_duration_since(std::time::Instant::now())?;
                 (!expires_in.is_zero()).then_some(crate::plan::VpnPort { port, expires_in })
             }),
+            vpn_learned_macs: self.vpn_learned_macs.clone(),
             // Sub-second precision for expiry timeouts (the planner ignores it unless it
             // falls within `now`'s second), so the kernel closes a forward on time.
             now_ms: std::time::SystemTime::now()

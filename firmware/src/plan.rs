@@ -84,6 +84,10 @@ pub struct HostFacts {
     /// open port with provenance [`Provenance::VpnProvider`], reachable only through the
     /// tunnel interface, whose elements time out when the provider's lease ends.
     pub vpn_port: Option<VpnPort>,
+    /// MAC addresses the neighbour table shows for the tunnel devices chosen by IPv4
+    /// address (`vpn.devices.hosts`): planned with `vpn.devices.macs`, so those devices'
+    /// IPv6 is recognised (and blocked by the kill switch) too.
+    pub vpn_learned_macs: Vec<crate::config::MacAddr>,
     /// The planning moment in milliseconds since the epoch, when the caller knows it
     /// (`now` is whole seconds). Element timeouts then end at `expires_at` to the
     /// millisecond instead of up to a second late. Ignored unless it lies within `now`'s
@@ -243,7 +247,7 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     rs.chains.push(base::forward(lan, wan, has_triggers));
     rs.chains.push(base::srcnat(lan, wan));
     if let Some(v) = vpn {
-        vpn::amend(&mut rs, v, lan, wan, vpn_dnat);
+        vpn::amend(&mut rs, v, lan, wan, vpn_dnat, &facts.vpn_learned_macs);
     }
     for c in &rs.counters {
         if let Some(v) = facts.carried.counters.get(c) {

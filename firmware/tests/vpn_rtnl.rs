@@ -17,8 +17,8 @@ use portcullis::config::Ipv4Net;
 use portcullis::vpn::key::Key;
 use portcullis::vpn::rtnl::Rtnl;
 use portcullis::vpn::tunnel::{
-    self, install_without_device, remove, rules, rules_installed, TunnelError, TunnelPlan,
-    WgDevice, WgPeer,
+    self, install_without_device, remove, remove_kind, rules, rules_installed, TunnelError,
+    TunnelPlan, WgDevice, WgPeer,
 };
 
 #[path = "fixtures/netns.rs"]
@@ -291,7 +291,12 @@ fn remove_cleans_everything_and_absent_is_fine() {
             "51820",
         ],
     );
+    // `remove` deletes WireGuard links only: the stand-in (another kind) stays...
     within(&ns, || remove(IF, TABLE)).expect("remove");
+    let links = ip(&ns, &["-o", "link", "show"]);
+    assert!(links.contains(IF), "{links}");
+    // ... and goes when the kind is the stand-in's.
+    within(&ns, || remove_kind(IF, TABLE, KIND)).expect("remove");
     let links = ip(&ns, &["-o", "link", "show"]);
     assert!(!links.contains(IF), "{links}");
     assert_eq!(routes(&ns), "");

@@ -32,7 +32,9 @@ pub enum Command {
     /// Port mappings: a protocol server's request, or the owner's revoke and decisions.
     Portmap(PortmapCall, Sender<PortmapReply>),
     /// A report of the VPN provider's port-forwarding client.
-    VpnProvider(crate::vpn::provider_io::Update),
+    /// The number is the client's generation: reports of a client that was since
+    /// replaced (another gateway or interface) are ignored.
+    VpnProvider(u64, crate::vpn::provider_io::Update),
     /// Stop the owner thread (the ruleset stays installed).
     Shutdown,
 }

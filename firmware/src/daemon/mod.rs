@@ -157,8 +157,11 @@ impl Owner {
             // Host facts and the table's integrity are checked every FACTS_POLL, not after
             // every command: a client renewing mappings must not cost a netlink dump each.
             if last_poll.is_none_or(|t: Instant| t.elapsed() >= FACTS_POLL) {
-                self.refresh_facts(now);
+                let macs = self.vpn_learn_macs();
+                self.refresh_facts(now, macs);
                 self.reconcile(now);
+                // A tunnel the kernel refused is retried; one in place is looked at.
+                self.vpn_sync(now);
                 self.vpn_check(now);
                 last_poll = Some(Instant::now());
             }
@@ -193,6 +196,7 @@ impl Owner {
         if let Ok(f) = facts::gather(&self.core.config.wan.interface) {
             self.facts = f;
         }
+        self.vpn_learn_macs();
         if let Some(reason) = self.start_reason.take() {
             self.safe_mode(reason, now);
             return;
@@ -295,7 +299,7 @@ impl Owner {
             Command::Portmap(call, reply) => {
                 let _ = reply.send(self.portmap(call, now));
             }
-            Command::VpnProvider(update) => self.vpn_provider(update, now),
+            Command::VpnProvider(generation, update) => self.vpn_provider(generation, update, now),
             Command::Shutdown => {}
         }
     }
@@ -437,17 +441,21 @@ impl Owner {
         }
     }
 
-    fn refresh_facts(&mut self, now: Timestamp) {
+    /// Re-reads host facts; re-plans when they (or, `macs_changed`, the learned MACs of
+    /// tunnel devices) changed.
+    fn refresh_facts(&mut self, now: Timestamp, macs_changed: bool) {
         let Ok(f) = facts::gather(&self.core.config.wan.interface) else {
             return;
         };
-        if f == self.facts {
+        if f == self.facts && !macs_changed {
             return;
         }
-        eprintln!(
-            "portcullis: WAN addresses now {:?}; re-planning",
-            f.wan_addrs
-        );
+        if f != self.facts {
+            eprintln!(
+                "portcullis: WAN addresses now {:?}; re-planning",
+                f.wan_addrs
+            );
+        }
         self.facts = f;
         let r = match self.core.health {
             Health::Ok => self.engine.install(&self.core.config, now).map(|_| ()),

@@ -34,10 +34,14 @@ pub(super) struct OwnerVpn {
     health: String,
     /// Whether the last look saw a recent handshake (for connect/disconnect audit lines).
     connected: bool,
+    /// Generation of the last provider client started.
+    generation: u64,
     tx: Sender<Command>,
 }
 
 struct Provider {
+    /// Tells its reports from those of a client it replaced.
+    generation: u64,
     handle: ProviderHandle,
     ifname: String,
     gateway: Ipv4Addr,
@@ -64,6 +68,7 @@ impl OwnerVpn {
             held: None,
             health: String::new(),
             connected: false,
+            generation: 0,
             tx,
         }
     }
@@ -159,6 +164,9 @@ impl Owner {
                     if self.vpn.error.as_deref() != Some(why.as_str()) {
                         self.vpn_event("vpn.configure", &want.ifname, false, why.clone());
                     }
+                    // Nothing half-made stays behind (a link whose device was refused);
+                    // the kill switch holds meanwhile and the next edit or look retries.
+                    let _ = tunnel::remove(&want.ifname, want.table);
                     self.vpn.error = Some(why);
                     self.vpn_stop_provider(now);
                     return;
@@ -187,13 +195,16 @@ impl Owner {
             return;
         };
         let tx = self.vpn.tx.clone();
+        self.vpn.generation += 1;
+        let generation = self.vpn.generation;
         let report = Box::new(move |u: Update| {
-            let _ = tx.send(Command::VpnProvider(u));
+            let _ = tx.send(Command::VpnProvider(generation, u));
         });
         match provider_io::spawn(ifname.clone(), gateway, report) {
             Ok(handle) => {
                 self.vpn.health = "asking the provider for a port".into();
                 self.vpn.provider = Some(Provider {
+                    generation,
                     handle,
                     ifname,
                     gateway,
@@ -239,8 +250,9 @@ impl Owner {
     }
 
     /// A report of the provider client.
-    pub(super) fn vpn_provider(&mut self, u: Update, now: Timestamp) {
-        if self.vpn.provider.is_none() {
+    pub(super) fn vpn_provider(&mut self, generation: u64, u: Update, now: Timestamp) {
+        // Reports queued by a client that was stopped since must not wire its port.
+        if self.vpn.provider.as_ref().map(|p| p.generation) != Some(generation) {
             return;
         }
         let to = self
@@ -288,6 +300,23 @@ impl Owner {
         let held = u.held.map(|(p, left)| (p, Instant::now() + left));
         // A renewal moves the lease end: the kernel's timeout must move with it.
         self.vpn_set_port(held, now);
+    }
+
+    /// Learns the MACs of the tunnel devices chosen by address from the neighbour table
+    /// and re-plans when they changed, so their IPv6 is recognised (and kept from the WAN
+    /// by the kill switch) too. Returns whether they changed.
+    pub(super) fn vpn_learn_macs(&mut self) -> bool {
+        let learned = match &self.core.config.vpn {
+            Some(v) if v.enabled && !v.devices.all && !v.devices.hosts.is_empty() => {
+                crate::portmap::neigh::macs_in(&v.devices.hosts)
+            }
+            _ => Vec::new(),
+        };
+        if learned.as_slice() == self.engine.vpn_learned_macs() {
+            return false;
+        }
+        self.engine.set_vpn_learned_macs(learned);
+        true
     }
 
     /// The periodic look (every few seconds): the link still there, handshakes for the

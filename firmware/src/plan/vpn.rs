@@ -80,6 +80,7 @@ pub(super) fn amend(
     lan: &str,
     wan: &str,
     vpn_dnat: [Vec<Element>; 2],
+    learned_macs: &[crate::config::MacAddr],
 ) {
     let wg = vpn.interface.as_str();
     for c in [
@@ -99,7 +100,13 @@ pub(super) fn amend(
                 .map(|(lo, hi)| elem(range(lo, hi), None, None))
                 .collect(),
         ));
-        let mut macs: Vec<[u8; 6]> = vpn.devices.macs.iter().map(|m| m.0).collect();
+        let mut macs: Vec<[u8; 6]> = vpn
+            .devices
+            .macs
+            .iter()
+            .chain(learned_macs)
+            .map(|m| m.0)
+            .collect();
         macs.sort_unstable();
         macs.dedup();
         rs.sets.push(plain_set(

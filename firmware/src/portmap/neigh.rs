@@ -19,14 +19,36 @@ pub fn mac_of(addr: Ipv4Addr) -> Option<MacAddr> {
 /// `192.168.1.20 0x1 0x2 aa:bb:cc:dd:ee:ff * br-lan`. Incomplete entries (flags 0x0, or
 /// the all-zero address) are skipped.
 pub fn parse_arp(text: &str, addr: Ipv4Addr) -> Option<MacAddr> {
-    text.lines().skip(1).find_map(|line| {
+    entries(text).find_map(|(ip, mac)| (ip == addr).then_some(mac))
+}
+
+/// The MACs of complete entries of /proc/net/arp whose address lies in one of `nets`,
+/// sorted, without duplicates (empty when the file cannot be read).
+pub fn macs_in(nets: &[crate::config::Ipv4Net]) -> Vec<MacAddr> {
+    let text = std::fs::read_to_string(ARP_TABLE).unwrap_or_default();
+    parse_arp_in(&text, nets)
+}
+
+/// [`macs_in`] over the text of /proc/net/arp.
+pub fn parse_arp_in(text: &str, nets: &[crate::config::Ipv4Net]) -> Vec<MacAddr> {
+    let mut macs: Vec<MacAddr> = entries(text)
+        .filter(|(ip, _)| nets.iter().any(|n| n.contains(*ip)))
+        .map(|(_, mac)| mac)
+        .collect();
+    macs.sort_unstable_by_key(|m| m.0);
+    macs.dedup();
+    macs
+}
+
+/// The complete entries of the table's text (see [`parse_arp`]).
+fn entries(text: &str) -> impl Iterator<Item = (Ipv4Addr, MacAddr)> + '_ {
+    text.lines().skip(1).filter_map(|line| {
         let mut f = line.split_whitespace();
         let ip: Ipv4Addr = f.next()?.parse().ok()?;
         let _hw_type = f.next()?;
         let flags = f.next()?;
         let mac: MacAddr = f.next()?.parse().ok()?;
-        let complete = flags != "0x0" && mac.0 != [0; 6];
-        (ip == addr && complete).then_some(mac)
+        (flags != "0x0" && mac.0 != [0; 6]).then_some((ip, mac))
     })
 }
 
@@ -53,6 +75,22 @@ garbage
         assert_eq!(at(50), None);
         assert_eq!(at(60), None);
         assert_eq!(at(99), None);
+    }
+
+    #[test]
+    fn macs_of_a_subnet() {
+        let net = |s: &str| s.parse::<crate::config::Ipv4Net>().unwrap();
+        let mac = |b| MacAddr([0xaa, 0xbb, 0xcc, 0xdd, 0xee, b]);
+        let t = format!("{TABLE}192.168.1.21 0x1 0x2 aa:bb:cc:dd:ee:01 * br-lan\n10.0.0.1 0x1 0x2 aa:bb:cc:dd:ee:09 * wan\n");
+        assert_eq!(parse_arp_in(&t, &[net("192.168.1.0/24")]), vec![mac(1)]);
+        assert_eq!(
+            parse_arp_in(&t, &[net("192.168.1.20/32"), net("10.0.0.0/8")]),
+            vec![mac(1), mac(9)]
+        );
+        assert!(
+            parse_arp_in(&t, &[net("192.168.1.30/32")]).is_empty(),
+            "incomplete"
+        );
     }
 
     #[test]

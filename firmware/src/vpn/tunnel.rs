@@ -324,9 +324,22 @@ fn install_link(rt: &mut Rtnl, p: &TunnelPlan, kind: &str) -> Result<(), TunnelE
 /// `table`, and the rules of priorities [`RULE_PRIORITIES`]. What is absent is fine.
 /// Errors: [`TunnelError::ReservedTable`] before touching anything; kernel errors.
 pub fn remove(ifname: &str, table: u32) -> Result<(), TunnelError> {
+    remove_kind(ifname, table, "wireguard")
+}
+
+/// [`remove`], deleting link `ifname` only if it is of `kind` (tests use a stand-in
+/// kind on hosts without WireGuard). A link of another kind (a config typo naming a
+/// real interface) is left alone.
+#[doc(hidden)]
+pub fn remove_kind(ifname: &str, table: u32, kind: &str) -> Result<(), TunnelError> {
     check_table(table)?;
     let mut rt = Rtnl::open()?;
-    rt.delete_link(ifname)?;
+    if rt
+        .link(ifname)?
+        .is_some_and(|l| l.kind.as_deref() == Some(kind))
+    {
+        rt.delete_link(ifname)?;
+    }
     rt.converge_routes(table, None, &[])?;
     rt.converge_rules(RULE_PRIORITIES, &[])
 }

@@ -150,7 +150,8 @@ pub fn query(id: u16, name: &str) -> Result<Vec<u8>, ResolveError> {
 ///
 /// Errors: [`ResolveError::BadAnswer`] for a wrong id, a query (QR clear), another
 /// opcode, another question or any out-of-range field or compression pointer
-/// (§4.1.4; a pointer must point before itself, so loops are refused);
+/// (§4.1.4; pointers must point backwards and names stay within 255 bytes, so
+/// pointer loops are refused);
 /// [`ResolveError::NxDomain`] for RCODE 3, [`ResolveError::Failed`] for other RCODEs;
 /// [`ResolveError::Truncated`] when TC is set and no A record could be read.
 pub fn answer(id: u16, name: &str, msg: &[u8]) -> Result<Option<Ipv4Addr>, ResolveError> {
@@ -244,8 +245,9 @@ fn records(msg: &[u8], want: &[u8], qd: u16, an: u16) -> Result<Option<Ipv4Addr>
 }
 
 /// The name at `at` in wire form, lower-cased, pointers expanded (RFC 1035 §4.1.4),
-/// and the offset after it. A pointer must point before the pointer itself (so the
-/// walk always moves back and ends); the name is at most 255 bytes.
+/// and the offset after it. A pointer must point before the pointer itself and the
+/// name is at most 255 bytes: every step either moves back or adds a label, so the
+/// walk ends (a loop through labels hits the length bound).
 fn read_name(msg: &[u8], mut at: usize) -> Result<(Vec<u8>, usize), &'static str> {
     let mut out = Vec::new();
     let mut end = None;

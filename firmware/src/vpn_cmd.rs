@@ -2,14 +2,14 @@
 //! WireGuard tunnel from the console. While a daemon runs it does the change (it owns the
 //! config, the key file and the tunnel); otherwise this process does, holding its lock.
 
-use std::net::{SocketAddrV4, ToSocketAddrs};
+use std::net::SocketAddrV4;
 use std::path::Path;
 use std::process::ExitCode;
 
 use portcullis::config::{Config, ProviderForward, Timestamp, Vpn, DEFAULT_GATEWAY};
 use portcullis::daemon::{chain, control};
 use portcullis::engine::Engine;
-use portcullis::vpn::{conf, secrets, tunnel};
+use portcullis::vpn::{conf, resolve, secrets, tunnel};
 
 /// Runs `vpn …` (`args` after the word `vpn`).
 pub fn vpn(saved: &Path, args: &[&str]) -> ExitCode {
@@ -54,10 +54,13 @@ fn import(saved: &Path, old: &Config, file: &str, opts: &[&str]) -> ExitCode {
         }
     };
     let resolve = |host: &str, port: u16| -> Option<SocketAddrV4> {
-        (host, port).to_socket_addrs().ok()?.find_map(|a| match a {
-            std::net::SocketAddr::V4(v4) => Some(v4),
-            std::net::SocketAddr::V6(_) => None,
-        })
+        match resolve::resolve_ipv4(host) {
+            Ok(ip) => Some(SocketAddrV4::new(ip, port)),
+            Err(e) => {
+                eprintln!("{file}: Endpoint: {e}");
+                None
+            }
+        }
     };
     let imported = match conf::parse(&text, &resolve) {
         Ok(i) => i,

@@ -6,7 +6,7 @@
 //! [`Edit::Vpn`] that stores them (`vpn.key`, 0600): no answer, audit line or log message
 //! carries them. The API shows only the public key the kernel derives (`state.public_key`).
 
-use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::SocketAddrV4;
 
 use serde_json::{json, Value};
 
@@ -76,10 +76,8 @@ fn conf_error(e: &ConfError) -> Response {
 
 /// An Endpoint host name to its first IPv4 address (DNS on the router).
 fn resolve(host: &str, port: u16) -> Option<SocketAddrV4> {
-    (host, port).to_socket_addrs().ok()?.find_map(|a| match a {
-        SocketAddr::V4(v4) => Some(v4),
-        SocketAddr::V6(_) => None,
-    })
+    let ip = crate::vpn::resolve::resolve_ipv4(host).ok()?;
+    Some(SocketAddrV4::new(ip, port))
 }
 
 /// The exposure row of the port the provider forwards (`kind: "vpn"`), when one is held:

@@ -17,5 +17,6 @@ pub mod render;
 pub mod ruleset;
 pub mod status;
 pub mod store;
+pub mod threads;
 pub mod vpn;
 pub mod web;

@@ -113,9 +113,7 @@ pub fn spawn(
         next_bind: now,
         last: None,
     };
-    let thread = std::thread::Builder::new()
-        .name("vpn-provider".into())
-        .spawn(move || worker.run(&flag, &rx))
+    let thread = crate::threads::spawn("vpn-provider", move || worker.run(&flag, &rx))
         .map_err(|source| ProviderError::Spawn { source })?;
     Ok(ProviderHandle {
         control,

@@ -17,6 +17,5 @@ pub mod render;
 pub mod ruleset;
 pub mod status;
 pub mod store;
-pub mod threads;
 pub mod vpn;
 pub mod web;

@@ -35,79 +35,81 @@ fn start_web(
     let dir = control::state_dir(saved);
     let handle = handle.clone();
     let lan = cfg.lan.interface.clone();
-    let spawned = portcullis::threads::spawn("web-start", move || {
-        let fixed = !listen.is_empty();
-        // The LAN addresses with the configured UI port, as the config says now.
-        let wanted = |handle: &daemon::Handle| -> Vec<std::net::SocketAddr> {
-            // If the owner does not answer (busy), nothing moves: no addresses wanted.
-            let Ok(c) = handle.config() else {
-                return Vec::new();
+    let spawned = std::thread::Builder::new()
+        .name("web-start".into())
+        .spawn(move || {
+            let fixed = !listen.is_empty();
+            // The LAN addresses with the configured UI port, as the config says now.
+            let wanted = |handle: &daemon::Handle| -> Vec<std::net::SocketAddr> {
+                // If the owner does not answer (busy), nothing moves: no addresses wanted.
+                let Ok(c) = handle.config() else {
+                    return Vec::new();
+                };
+                let (lan, port) = (c.lan.interface, c.management.http_port);
+                let mut v: Vec<std::net::SocketAddr> = facts::interface_addrs(&lan)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| std::net::SocketAddr::from((a, port)))
+                    .collect();
+                v.sort_unstable();
+                v
             };
-            let (lan, port) = (c.lan.interface, c.management.http_port);
-            let mut v: Vec<std::net::SocketAddr> = facts::interface_addrs(&lan)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| std::net::SocketAddr::from((a, port)))
-                .collect();
-            v.sort_unstable();
-            v
-        };
-        let mut warned = false;
-        let addrs = loop {
-            if fixed {
-                break listen.clone();
+            let mut warned = false;
+            let addrs = loop {
+                if fixed {
+                    break listen.clone();
+                }
+                let found = wanted(&handle);
+                if !found.is_empty() {
+                    break found;
+                }
+                if !warned {
+                    eprintln!("portcullis: web UI waits for an IPv4 address on {lan}");
+                    warned = true;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            };
+            let opts = web::WebOptions {
+                listen: addrs,
+                run_dir: dir.clone(),
+                limits: web::Limits::default(),
+                app: web::AppOptions {
+                    state_dir: Some(dir),
+                    trial_secs,
+                    audit: Some(audit),
+                    ..web::AppOptions::default()
+                },
+            };
+            let w = match web::start(handle.clone(), opts) {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("portcullis: web UI not started: {}", chain(&e));
+                    return;
+                }
+            };
+            for a in w.addrs() {
+                eprintln!("portcullis: web UI on http://{a}/");
             }
-            let found = wanted(&handle);
-            if !found.is_empty() {
-                break found;
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(w);
             }
-            if !warned {
-                eprintln!("portcullis: web UI waits for an IPv4 address on {lan}");
-                warned = true;
+            // Follow the LAN address and the UI port (a changed port on trial moves the
+            // UI, a rollback moves it back) until `serve` takes the server away.
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                if fixed {
+                    continue;
+                }
+                let want = wanted(&handle);
+                let Ok(s) = slot.lock() else { return };
+                let Some(w) = s.as_ref() else { return };
+                let mut have = w.addrs();
+                have.sort_unstable();
+                if !want.is_empty() && want != have {
+                    w.rebind(want);
+                }
             }
-            std::thread::sleep(std::time::Duration::from_secs(5));
-        };
-        let opts = web::WebOptions {
-            listen: addrs,
-            run_dir: dir.clone(),
-            limits: web::Limits::default(),
-            app: web::AppOptions {
-                state_dir: Some(dir),
-                trial_secs,
-                audit: Some(audit),
-                ..web::AppOptions::default()
-            },
-        };
-        let w = match web::start(handle.clone(), opts) {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("portcullis: web UI not started: {}", chain(&e));
-                return;
-            }
-        };
-        for a in w.addrs() {
-            eprintln!("portcullis: web UI on http://{a}/");
-        }
-        if let Ok(mut s) = slot.lock() {
-            *s = Some(w);
-        }
-        // Follow the LAN address and the UI port (a changed port on trial moves the
-        // UI, a rollback moves it back) until `serve` takes the server away.
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(2));
-            if fixed {
-                continue;
-            }
-            let want = wanted(&handle);
-            let Ok(s) = slot.lock() else { return };
-            let Some(w) = s.as_ref() else { return };
-            let mut have = w.addrs();
-            have.sort_unstable();
-            if !want.is_empty() && want != have {
-                w.rebind(want);
-            }
-        }
-    });
+        });
     if let Err(e) = spawned {
         eprintln!("portcullis: web UI not started: {e}");
     }

@@ -124,25 +124,27 @@ pub fn serve(saved: &Path, handle: Handle) -> Result<PathBuf, ControlError> {
         })?
     };
     let me = nix::unistd::geteuid().as_raw();
-    crate::threads::spawn("control", move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let allowed =
-                nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials)
-                    .map(|c| c.uid() == 0 || c.uid() == me)
-                    .unwrap_or(false);
-            if !allowed {
-                continue;
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let allowed =
+                    nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials)
+                        .map(|c| c.uid() == 0 || c.uid() == me)
+                        .unwrap_or(false);
+                if !allowed {
+                    continue;
+                }
+                if let Err(e) = answer(conn, &handle) {
+                    eprintln!("portcullis: control request: {}", chain(&e));
+                }
             }
-            if let Err(e) = answer(conn, &handle) {
-                eprintln!("portcullis: control request: {}", chain(&e));
-            }
-        }
-    })
-    .map_err(|source| ControlError::Bind {
-        path: path.clone(),
-        source,
-    })?;
+        })
+        .map_err(|source| ControlError::Bind {
+            path: path.clone(),
+            source,
+        })?;
     Ok(path)
 }
 

@@ -82,10 +82,12 @@ pub fn spawn(
     opts: OwnerOptions,
 ) -> std::io::Result<(Handle, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
-    let join = crate::threads::spawn("portcullis-owner", {
-        let tx = tx.clone();
-        move || Owner::new(engine, start, opts, tx).run(&rx)
-    })?;
+    let join = std::thread::Builder::new()
+        .name("portcullis-owner".into())
+        .spawn({
+            let tx = tx.clone();
+            move || Owner::new(engine, start, opts, tx).run(&rx)
+        })?;
     Ok((Handle { tx }, join))
 }
 

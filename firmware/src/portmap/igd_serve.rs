@@ -205,7 +205,10 @@ pub(crate) fn start_on(
         socket: socket.clone(),
     };
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-        crate::threads::spawn(&name, f).map_err(IgdError::Threads)
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(f)
+            .map_err(IgdError::Threads)
     };
     for i in 0..HANDLERS {
         let (server, site, mapper, stop) = (

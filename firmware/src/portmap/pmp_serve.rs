@@ -159,7 +159,9 @@ pub(crate) fn start_on(
         announce_to,
     };
     let flag = Arc::clone(&stop);
-    let thread = crate::threads::spawn("pmp", move || server.run(&flag))
+    let thread = std::thread::Builder::new()
+        .name("pmp".into())
+        .spawn(move || server.run(&flag))
         .map_err(|source| PmpError::Spawn { source })?;
     Ok(PmpService {
         stop,

@@ -95,9 +95,9 @@ impl Supervisor {
     ) -> std::io::Result<Supervisor> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let join = crate::threads::spawn("portcullis-portmap", move || {
-            supervise(&recv, &mapper, &servers, &flag)
-        })?;
+        let join = std::thread::Builder::new()
+            .name("portcullis-portmap".into())
+            .spawn(move || supervise(&recv, &mapper, &servers, &flag))?;
         Ok(Supervisor {
             stop,
             join: Some(join),

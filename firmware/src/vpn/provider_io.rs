@@ -113,7 +113,9 @@ pub fn spawn(
         next_bind: now,
         last: None,
     };
-    let thread = crate::threads::spawn("vpn-provider", move || worker.run(&flag, &rx))
+    let thread = std::thread::Builder::new()
+        .name("vpn-provider".into())
+        .spawn(move || worker.run(&flag, &rx))
         .map_err(|source| ProviderError::Spawn { source })?;
     Ok(ProviderHandle {
         control,

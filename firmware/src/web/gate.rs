@@ -143,14 +143,17 @@ pub(crate) fn spawn(
         let rx = Arc::clone(&rx);
         let backend = backend.clone();
         let timeout = limits.io_timeout;
-        threads.push(crate::threads::spawn(
-            &format!("web-worker-{i}"),
-            move || worker(&rx, &backend, timeout),
-        )?);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("web-worker-{i}"))
+                .spawn(move || worker(&rx, &backend, timeout))?,
+        );
     }
-    threads.push(crate::threads::spawn("web-gate", move || {
-        poll_loop(listeners, &tx, &limits, &stop, &listen)
-    })?);
+    threads.push(
+        std::thread::Builder::new()
+            .name("web-gate".into())
+            .spawn(move || poll_loop(listeners, &tx, &limits, &stop, &listen))?,
+    );
     Ok(Gate { threads })
 }
 

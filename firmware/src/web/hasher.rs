@@ -30,12 +30,14 @@ impl Hasher {
     /// Starts the thread; `queue` jobs may wait while one runs.
     pub fn spawn(queue: usize) -> std::io::Result<Hasher> {
         let (tx, rx) = sync_channel::<Job>(queue);
-        crate::threads::spawn("web-hasher", move || {
-            for job in rx {
-                // A job that panics (debug builds) loses its answer, not the thread.
-                let _ = catch_unwind(AssertUnwindSafe(job));
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("web-hasher".into())
+            .spawn(move || {
+                for job in rx {
+                    // A job that panics (debug builds) loses its answer, not the thread.
+                    let _ = catch_unwind(AssertUnwindSafe(job));
+                }
+            })?;
         Ok(Hasher { tx })
     }
 

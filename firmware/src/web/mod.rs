@@ -178,29 +178,31 @@ pub fn start(daemon: Handle, opts: WebOptions) -> Result<Web, WebError> {
         let app = Arc::clone(&app);
         let stop = Arc::clone(&stop);
         handlers.push(
-            crate::threads::spawn(&format!("web-handler-{i}"), move || {
-                handler_loop(&server, &app, &stop)
-            })
-            .map_err(WebError::Threads)?,
+            std::thread::Builder::new()
+                .name(format!("web-handler-{i}"))
+                .spawn(move || handler_loop(&server, &app, &stop))
+                .map_err(WebError::Threads)?,
         );
     }
     {
         let app = Arc::clone(&app);
         let stop = Arc::clone(&stop);
         handlers.push(
-            crate::threads::spawn("web-hits", move || {
-                let step = std::time::Duration::from_millis(250);
-                let mut since = HIT_POLL;
-                while !stop.load(Ordering::Relaxed) {
-                    if since >= HIT_POLL {
-                        app.observe_hits(Timestamp::now());
-                        since = std::time::Duration::ZERO;
+            std::thread::Builder::new()
+                .name("web-hits".into())
+                .spawn(move || {
+                    let step = std::time::Duration::from_millis(250);
+                    let mut since = HIT_POLL;
+                    while !stop.load(Ordering::Relaxed) {
+                        if since >= HIT_POLL {
+                            app.observe_hits(Timestamp::now());
+                            since = std::time::Duration::ZERO;
+                        }
+                        std::thread::sleep(step);
+                        since += step;
                     }
-                    std::thread::sleep(step);
-                    since += step;
-                }
-            })
-            .map_err(WebError::Threads)?,
+                })
+                .map_err(WebError::Threads)?,
         );
     }
     let listen = Arc::new(gate::Listen {

@@ -12,8 +12,7 @@ use std::ffi::OsString;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,30 +49,36 @@ pub enum ProviderError {
     },
 }
 
-/// Tunnel state sent to the thread.
-#[derive(Debug, Clone, Copy)]
-enum Control {
-    Up,
-    Down,
+/// Tunnel state handed to the thread (`Flags::tunnel`): the last one given wins. (Two
+/// atomics rather than a channel: a channel type of its own costs kilobytes on mipsel.)
+const NO_CHANGE: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+
+/// What the owner's side and the thread share.
+#[derive(Debug, Default)]
+struct Flags {
+    stop: AtomicBool,
+    /// [`NO_CHANGE`], [`UP`] or [`DOWN`], taken (reset) by the thread.
+    tunnel: AtomicU8,
 }
 
 /// The running thread; [`ProviderHandle::stop`] (or dropping it) ends it.
 #[derive(Debug)]
 pub struct ProviderHandle {
-    control: Sender<Control>,
-    stop: Arc<AtomicBool>,
+    flags: Arc<Flags>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl ProviderHandle {
     /// The tunnel came (back) up: rebind and request again at once.
     pub fn tunnel_up(&self) {
-        let _ = self.control.send(Control::Up);
+        self.flags.tunnel.store(UP, Ordering::Relaxed);
     }
 
     /// The tunnel went down: stop sending; the held port lasts until its lease ends.
     pub fn tunnel_down(&self) {
-        let _ = self.control.send(Control::Down);
+        self.flags.tunnel.store(DOWN, Ordering::Relaxed);
     }
 
     /// Ends the thread (within about [`POLL_MS`] ms) and closes its socket.
@@ -84,7 +89,7 @@ impl ProviderHandle {
 
 impl Drop for ProviderHandle {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.flags.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -99,9 +104,8 @@ pub fn spawn(
     gateway: Ipv4Addr,
     report: Box<dyn Fn(Update) + Send>,
 ) -> Result<ProviderHandle, ProviderError> {
-    let (control, rx) = channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
+    let flags = Arc::new(Flags::default());
+    let shared = Arc::clone(&flags);
     let now = Instant::now();
     let worker = Worker {
         to: SocketAddrV4::new(gateway, GATEWAY_PORT),
@@ -115,11 +119,10 @@ pub fn spawn(
     };
     let thread = std::thread::Builder::new()
         .name("vpn-provider".into())
-        .spawn(move || worker.run(&flag, &rx))
+        .spawn(move || worker.run(&shared))
         .map_err(|source| ProviderError::Spawn { source })?;
     Ok(ProviderHandle {
-        control,
-        stop,
+        flags,
         thread: Some(thread),
     })
 }
@@ -147,12 +150,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, stop: &AtomicBool, control: &Receiver<Control>) {
+    fn run(mut self, flags: &Flags) {
         let mut buf = [0u8; 64];
-        while !stop.load(Ordering::Relaxed) {
+        while !flags.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            while let Ok(c) = control.try_recv() {
-                self.up = matches!(c, Control::Up);
+            let change = flags.tunnel.swap(NO_CHANGE, Ordering::Relaxed);
+            if change != NO_CHANGE {
+                self.up = change == UP;
                 if self.up {
                     // The interface may have been made again: bind to the new one.
                     self.sock = None;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use portcullis::config::{Config, ProviderForward, Timestamp, Vpn, DEFAULT_GATEWAY};
 use portcullis::daemon::{chain, control};
 use portcullis::engine::Engine;
-use portcullis::vpn::{conf, resolve, secrets, tunnel};
+use portcullis::vpn::{conf, secrets, tunnel};
 
 /// Runs `vpn …` (`args` after the word `vpn`).
 pub fn vpn(saved: &Path, args: &[&str]) -> ExitCode {
@@ -53,16 +53,8 @@ fn import(saved: &Path, old: &Config, file: &str, opts: &[&str]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let resolve = |host: &str, port: u16| -> Option<SocketAddrV4> {
-        match resolve::resolve_ipv4(host) {
-            Ok(ip) => Some(SocketAddrV4::new(ip, port)),
-            Err(e) => {
-                eprintln!("{file}: Endpoint: {e}");
-                None
-            }
-        }
-    };
-    let imported = match conf::parse(&text, &resolve) {
+    // Host names are not resolved: see `conf::NO_RESOLVER`.
+    let imported = match conf::parse(&text, &conf::NO_RESOLVER) {
         Ok(i) => i,
         Err(e) => {
             if e.line == 0 {

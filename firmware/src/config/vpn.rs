@@ -75,7 +75,8 @@ pub struct Vpn {
 pub struct VpnPeer {
     /// The server's public key, base64 of 32 bytes as in the provider's file.
     pub public_key: String,
-    /// The server's address and UDP port (a host name in the file is resolved at import).
+    /// The server's address and UDP port (an import refuses a host name: see
+    /// `crate::vpn::conf::NO_RESOLVER`).
     pub endpoint: SocketAddrV4,
     /// `AllowedIPs` (IPv4 part): what the tunnel routes. Usually `0.0.0.0/0`.
     pub allowed_ips: Vec<Ipv4Net>,

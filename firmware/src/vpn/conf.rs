@@ -107,6 +107,12 @@ impl Acc {
     }
 }
 
+/// The resolver the firmware passes to [`parse`]: none. An Endpoint given as a host name
+/// is refused with a message asking for the address: a resolver costs flash the mipsel
+/// budget does not have (musl's getaddrinfo 38 KB, a minimal own A-record resolver 9 KB;
+/// docs/decisions.md).
+pub const NO_RESOLVER: fn(&str, u16) -> Option<SocketAddrV4> = |_, _| None;
+
 /// Reads a provider's file. `resolve(host, port)` turns an Endpoint host name into an
 /// address (the caller decides how: DNS on the router, or a fake in tests); `None` refuses
 /// the file.
@@ -395,7 +401,8 @@ fn endpoint(
     }
     resolve(host, port).ok_or_else(|| {
         err(format!(
-            "cannot resolve `{}` to an IPv4 address",
+            "`{}` is a host name; give the server's IPv4 address instead (`nslookup {}` prints it)",
+            shown(host),
             shown(host)
         ))
     })

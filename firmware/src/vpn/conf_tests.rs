@@ -252,7 +252,7 @@ fn bad_values_name_their_line_and_key() {
             16,
             "Endpoint = unknown.example:51820",
             "Endpoint",
-            "cannot resolve `unknown.example`",
+            "`unknown.example` is a host name; give the server's IPv4 address instead",
         ),
         (
             16,

@@ -30,7 +30,6 @@ pub mod key;
 mod nl;
 pub mod provider;
 pub mod provider_io;
-pub mod resolve;
 pub mod rtnl;
 pub mod rtnl_msg;
 pub mod secrets;

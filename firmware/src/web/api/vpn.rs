@@ -6,7 +6,6 @@
 //! [`Edit::Vpn`] that stores them (`vpn.key`, 0600): no answer, audit line or log message
 //! carries them. The API shows only the public key the kernel derives (`state.public_key`).
 
-use std::net::SocketAddrV4;
 
 use serde_json::{json, Value};
 
@@ -72,12 +71,6 @@ fn conf_error(e: &ConfError) -> Response {
             "issues": [{ "severity": "error", "field": conf_field(e), "message": e.reason }],
         }),
     )
-}
-
-/// An Endpoint host name to its first IPv4 address (DNS on the router).
-fn resolve(host: &str, port: u16) -> Option<SocketAddrV4> {
-    let ip = crate::vpn::resolve::resolve_ipv4(host).ok()?;
-    Some(SocketAddrV4::new(ip, port))
 }
 
 /// The exposure row of the port the provider forwards (`kind: "vpn"`), when one is held:
@@ -181,7 +174,7 @@ pub(super) fn vpn_import(app: &App, call: &Call<'_>) -> Response {
         Ok(t) => t,
         Err(r) => return r,
     };
-    let imported = match conf::parse(&text, &resolve) {
+    let imported = match conf::parse(&text, &conf::NO_RESOLVER) {
         Ok(i) => i,
         Err(e) => return conf_error(&e),
     };
@@ -288,7 +281,7 @@ mod tests {
             "conf:4"
         );
         // A good file parses with the resolver unused (the Endpoint is an address).
-        let ok = conf::parse(&file(&Key([7; 32]).to_base64()), &resolve).expect("parses");
+        let ok = conf::parse(&file(&Key([7; 32]).to_base64()), &conf::NO_RESOLVER).expect("parses");
         assert_eq!(ok.secrets.private_key, Key([7; 32]));
     }
 
@@ -307,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_provider_port_is_an_exposure_row_only_while_held() {
-        let imported = conf::parse(&file(&Key([7; 32]).to_base64()), &resolve).expect("parses");
+        let imported = conf::parse(&file(&Key([7; 32]).to_base64()), &conf::NO_RESOLVER).expect("parses");
         let pf = |port: Option<u16>| PortForwardView {
             port,
             to: "192.168.1.10:3389".into(),

@@ -34,16 +34,11 @@ impl MsgBuf {
     /// Starts a message: `nlmsghdr` followed by `nfgenmsg` (family, version 0, res_id
     /// big-endian as the kernel expects).
     pub fn begin(&mut self, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> Mark {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&0u32.to_ne_bytes());
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf.extend_from_slice(&flags.to_ne_bytes());
-        self.buf.extend_from_slice(&seq.to_ne_bytes());
-        self.buf.extend_from_slice(&0u32.to_ne_bytes());
+        let m = self.begin_hdr(ty, flags, seq);
         self.buf.push(family);
         self.buf.push(0);
         self.buf.extend_from_slice(&res_id.to_be_bytes());
-        Mark(start)
+        m
     }
 
     /// Starts a message that is only `nlmsghdr`; the caller appends its family header

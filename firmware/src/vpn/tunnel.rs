@@ -173,7 +173,7 @@ pub struct TunnelPlan {
     pub table: u32,
     /// The peer's allowed IPs, each `dst dev ifname` in `table`.
     pub routes: Vec<Ipv4Net>,
-    /// The three rules, priorities [`RULE_PRIORITY`] ..= + 2.
+    /// The four rules, priorities [`RULE_PRIORITY`] ..= + 3.
     pub rules: Vec<RuleSpec>,
 }
 
@@ -213,7 +213,7 @@ fn network(n: &Ipv4Net) -> Ipv4Net {
     Ipv4Net::new(n.network(), n.prefix_len()).unwrap_or(*n)
 }
 
-/// The three rules for a tunnel with WireGuard fwmark `fwmark`, routing table `table`
+/// The four rules for a tunnel with WireGuard fwmark `fwmark`, routing table `table`
 /// and endpoint address `endpoint` (see [`RULE_PRIORITY`]).
 pub fn rules(fwmark: u32, table: u32, endpoint: std::net::Ipv4Addr) -> Vec<RuleSpec> {
     let mark = Some((TUNNEL_MARK, TUNNEL_MARK));

@@ -46,23 +46,28 @@ fn plan_of_a_sample_vpn() {
     };
     assert_eq!(p.device, device);
     let mark = Some((TUNNEL_MARK, TUNNEL_MARK));
-    let rule = |priority, table, fwmark, dst, suppress_prefixlen| RuleSpec {
-        priority,
-        table,
-        fwmark,
-        invert: false,
-        dst,
-        suppress_prefixlen,
-    };
-    let want = vec![
+    // (priority, table, fwmark, dst, suppress_prefixlength)
+    let want: Vec<RuleSpec> = [
         // WireGuard's own packets: the main table.
-        rule(10_000, 254, Some((51820, u32::MAX)), None, None),
+        (10_000, 254, Some((51820, u32::MAX)), None, None),
         // Everything else to the endpoint: the tunnel (Port Fail guard).
-        rule(10_001, 51820, None, Some(net("198.51.100.7/32")), None),
+        (10_001, 51820, None, Some(net("198.51.100.7/32")), None),
         // Marked packets: main table except its default route, then the tunnel's table.
-        rule(10_002, 254, mark, None, Some(0)),
-        rule(10_003, 51820, mark, None, None),
-    ];
+        (10_002, 254, mark, None, Some(0)),
+        (10_003, 51820, mark, None, None),
+    ]
+    .into_iter()
+    .map(
+        |(priority, table, fwmark, dst, suppress_prefixlen)| RuleSpec {
+            priority,
+            table,
+            fwmark,
+            invert: false,
+            dst,
+            suppress_prefixlen,
+        },
+    )
+    .collect();
     assert_eq!(p.rules, want);
 }
 

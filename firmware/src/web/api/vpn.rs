@@ -6,7 +6,6 @@
 //! [`Edit::Vpn`] that stores them (`vpn.key`, 0600): no answer, audit line or log message
 //! carries them. The API shows only the public key the kernel derives (`state.public_key`).
 
-
 use serde_json::{json, Value};
 
 use super::{body_object, if_match, issue, App, Call};
@@ -300,7 +299,8 @@ mod tests {
 
     #[test]
     fn the_provider_port_is_an_exposure_row_only_while_held() {
-        let imported = conf::parse(&file(&Key([7; 32]).to_base64()), &conf::NO_RESOLVER).expect("parses");
+        let imported =
+            conf::parse(&file(&Key([7; 32]).to_base64()), &conf::NO_RESOLVER).expect("parses");
         let pf = |port: Option<u16>| PortForwardView {
             port,
             to: "192.168.1.10:3389".into(),

@@ -128,7 +128,7 @@ impl Owner {
             .as_ref()
             .map(|d| leases::load(d, Timestamp::now()))
             .unwrap_or_default();
-        let vpn = vpn::OwnerVpn::new(opts.state_dir.as_deref(), tx);
+        let vpn = vpn::OwnerVpn::new(opts.state_dir.as_deref(), config.vpn.as_ref(), tx);
         Owner {
             vpn,
             engine,

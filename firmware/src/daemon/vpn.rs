@@ -36,6 +36,9 @@ pub(super) struct OwnerVpn {
     connected: bool,
     /// Generation of the last provider client started.
     generation: u64,
+    /// A tunnel (interface, table) an earlier run may have left in the kernel: the saved
+    /// config's, until this run installs its own or removes that one.
+    left_over: Option<(String, u32)>,
     tx: Sender<Command>,
 }
 
@@ -48,7 +51,11 @@ struct Provider {
 }
 
 impl OwnerVpn {
-    pub(super) fn new(state_dir: Option<&std::path::Path>, tx: Sender<Command>) -> OwnerVpn {
+    pub(super) fn new(
+        state_dir: Option<&std::path::Path>,
+        config: Option<&Vpn>,
+        tx: Sender<Command>,
+    ) -> OwnerVpn {
         let secrets_path = state_dir.map(|d| d.join("vpn.key"));
         let mut error = None;
         let secrets = match secrets_path.as_deref().map(secrets::load) {
@@ -69,6 +76,7 @@ impl OwnerVpn {
             health: String::new(),
             connected: false,
             generation: 0,
+            left_over: config.map(|v| (v.interface.clone(), v.table)),
             tx,
         }
     }
@@ -134,6 +142,16 @@ impl Owner {
                     Err(e) => self.vpn_event("vpn.down", &old.ifname, false, chain(&e)),
                 }
                 self.vpn.connected = false;
+            } else if let Some((ifname, table)) = self.vpn.left_over.take() {
+                // Switched off or removed after a restart: what the last run installed goes.
+                if matches!(tunnel::read(&ifname), Ok(Some(_))) {
+                    match tunnel::remove(&ifname, table) {
+                        Ok(()) => {
+                            self.vpn_event("vpn.down", &ifname, true, "tunnel removed".into())
+                        }
+                        Err(e) => self.vpn_event("vpn.down", &ifname, false, chain(&e)),
+                    }
+                }
             }
             if cfg.as_ref().is_none_or(|v| !v.enabled) {
                 self.vpn.error = None;
@@ -157,6 +175,12 @@ impl Owner {
                         "tunnel configured over netlink".into(),
                     );
                     self.vpn.error = None;
+                    // An earlier run's tunnel under another name or table goes.
+                    if let Some((i, t)) = self.vpn.left_over.take() {
+                        if i != want.ifname || t != want.table {
+                            let _ = tunnel::remove(&i, t);
+                        }
+                    }
                     self.vpn.installed = Some(want);
                 }
                 Err(e) => {

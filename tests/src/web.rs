@@ -21,6 +21,19 @@ pub struct Api {
     csrf: String,
 }
 
+/// Whether a TCP connection from namespace `ns` to `to` succeeds (one try, 1 s).
+pub fn connects(ns: &str, to: SocketAddr) -> bool {
+    netns::run_in(ns, || {
+        TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok()
+    })
+}
+
+/// Polls (up to 10 s) until something listens on `to` as seen from namespace `ns`: the
+/// daemon's web UI after start-up.
+pub fn wait_listening(ns: &str, to: SocketAddr) -> bool {
+    poll::until_true(Duration::from_secs(10), || connects(ns, to))
+}
+
 /// One raw HTTP request from the current thread's namespace: (status, head, body).
 fn request(
     to: SocketAddrV4,

@@ -10,13 +10,13 @@
 //! and a fresh profile. Everything it starts lives in the topology's namespaces and is
 //! killed when the topology is dropped, pass or fail.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use portcullis_e2e::browser::{require, with_browser, Driver};
-use portcullis_e2e::netns;
 use portcullis_e2e::servers::{sa, Server};
 use portcullis_e2e::{clients, Config, Topology, LAN_HOST, ROUTER_LAN, ROUTER_WAN, WAN_HOST};
+use portcullis_e2e::{netns, web};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "quiet-lantern-58";
@@ -31,14 +31,8 @@ fn setup_login_add_forward_see_exposure_validation_delete_logout() {
     let _lan_web = Server::tcp(&t.lan, sa(LAN_HOST, 80), "lan:80");
 
     // The UI answers on the LAN address (and only there: not on the WAN address).
-    let connects = |ns: &str, to: SocketAddr| {
-        netns::run_in(ns, || {
-            TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok()
-        })
-    };
-    let up = portcullis_e2e::poll::until_true(Duration::from_secs(10), || {
-        connects(&t.lan_client, SocketAddr::from((ROUTER_LAN, 80)))
-    });
+    let connects = web::connects;
+    let up = web::wait_listening(&t.lan_client, SocketAddr::from((ROUTER_LAN, 80)));
     assert!(
         up,
         "web UI not listening on 192.168.1.1:80\n{}",
@@ -430,12 +424,7 @@ fn safe_mode_shows_a_banner_with_the_reason() {
     cfg["no_such_field"] = json!(1);
     std::fs::write(&cli.saved, cfg.to_string()).unwrap();
     let mut daemon = cli.serve();
-    let up = portcullis_e2e::poll::until_true(Duration::from_secs(10), || {
-        netns::run_in(&t.lan_client, || {
-            TcpStream::connect_timeout(&SocketAddr::from((ROUTER_LAN, 80)), Duration::from_secs(1))
-                .is_ok()
-        })
-    });
+    let up = web::wait_listening(&t.lan_client, SocketAddr::from((ROUTER_LAN, 80)));
     assert!(up, "web UI not listening\n{}", daemon.logs());
     let result = with_browser(&t, |d| {
         d.goto(&format!("http://{ROUTER_LAN}/"));

@@ -14,15 +14,15 @@
 //! `portcullis` binary. Everything it starts lives in the topology's namespaces and dies
 //! with it, pass or fail.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use portcullis_e2e::browser::{require, with_browser, Driver};
 use portcullis_e2e::cli::{Cli, Daemon};
 use portcullis_e2e::servers::{sa, Server};
 use portcullis_e2e::upnp::{self, natpmpc, section, upnpc, upnpc_mapped};
-use portcullis_e2e::web::{Api, PASSWORD};
-use portcullis_e2e::{clients, netns, poll};
+use portcullis_e2e::web::{self, Api, PASSWORD};
+use portcullis_e2e::{clients, poll};
 use portcullis_e2e::{Config, Topology, LAN_CLIENT, ROUTER_LAN, ROUTER_WAN, WAN_HOST};
 use serde_json::{json, Value};
 
@@ -47,12 +47,7 @@ fn owner_sees_revokes_and_approves_port_mappings_in_the_browser() {
     let t = Topology::new();
     let cli = t.cli();
     let daemon = upnp::serve(&cli, &Config::new().upnp(&section("off", &[])));
-    let up = poll::until_true(Duration::from_secs(10), || {
-        netns::run_in(&t.lan_client, || {
-            TcpStream::connect_timeout(&SocketAddr::from((ROUTER_LAN, 80)), Duration::from_secs(1))
-                .is_ok()
-        })
-    });
+    let up = web::wait_listening(&t.lan_client, SocketAddr::from((ROUTER_LAN, 80)));
     assert!(up, "web UI not listening\n{}", daemon.logs());
     // The password is set through the API; the browser logs in with it.
     let api = Api::setup(&t.lan_client, sa(ROUTER_LAN, 80));

@@ -15,15 +15,15 @@
 //! Everything it starts lives in the topology's namespaces and dies with it.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use portcullis_e2e::browser::{require, with_browser, Driver};
 use portcullis_e2e::cli::{Cli, Daemon};
 use portcullis_e2e::servers::sa;
-use portcullis_e2e::web::{Api, PASSWORD};
-use portcullis_e2e::{netns, poll, upnp};
+use portcullis_e2e::web::{self, Api, PASSWORD};
+use portcullis_e2e::{poll, upnp};
 use portcullis_e2e::{Config, Topology, LAN_CLIENT, ROUTER_LAN};
 use serde_json::{json, Value};
 
@@ -37,12 +37,7 @@ fn owner_imports_and_controls_the_vpn_in_the_browser() {
     let t = Topology::new();
     let cli = t.cli();
     let daemon = upnp::serve(&cli, &Config::new());
-    let up = poll::until_true(Duration::from_secs(10), || {
-        netns::run_in(&t.lan_client, || {
-            TcpStream::connect_timeout(&SocketAddr::from((ROUTER_LAN, 80)), Duration::from_secs(1))
-                .is_ok()
-        })
-    });
+    let up = web::wait_listening(&t.lan_client, SocketAddr::from((ROUTER_LAN, 80)));
     assert!(up, "web UI not listening\n{}", daemon.logs());
     let api = Api::setup(&t.lan_client, sa(ROUTER_LAN, 80));
     let keys = Keys::random();

@@ -157,7 +157,13 @@ pub fn plan(cfg: &Config, facts: &HostFacts, now: Timestamp) -> Ruleset {
     for f in cfg.forwards.iter().filter(|f| forward_active(f, now)) {
         let special = special_target(&mut rs, &mut classes, f);
         rs.counters.push(forward_counter(&f.name));
-        open_ports.extend(forward_ports(f, now, facts.now_ms, special));
+        open_ports.extend(forward_ports(
+            f,
+            cfg.forward_host(f),
+            now,
+            facts.now_ms,
+            special,
+        ));
     }
     let triggers: Vec<&Trigger> = cfg.triggers.iter().filter(|t| t.enabled).collect();
     open_ports.extend(triggers.iter().flat_map(|t| trigger_ports(t)));
@@ -322,9 +328,10 @@ pub fn time_left(at: Timestamp, now: Timestamp, now_ms: Option<u64>) -> Duration
     }
 }
 
-/// A forward as open ports, one per protocol.
+/// A forward as open ports, one per protocol, to `host` (its [`Config::forward_host`]).
 pub fn forward_ports(
     f: &Forward,
+    host: Ipv4Addr,
     now: Timestamp,
     now_ms: Option<u64>,
     special: Option<Verdict>,
@@ -338,7 +345,7 @@ pub fn forward_ports(
             proto,
             external: (f.external_port.first_port(), f.external_port.last_port()),
             target: Target::Host {
-                addr: f.internal_host,
+                addr: host,
                 first_port: f.internal_range().first_port(),
             },
             allow: f.allow_from.clone(),

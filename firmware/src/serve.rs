@@ -188,6 +188,11 @@ fn start_state(saved: &std::path::Path) -> daemon::Start {
                 t.contains("\"vpn\"")
                     .then(|| portcullis::config::Vpn::stand_in(text("vpn", "interface", "wg0")))
             }),
+        // DHCP keeps serving when its section reads: the owner's computer needs an
+        // address to reach the UI and repair the config.
+        dhcp: Config::parse_section("dhcp", &raw["dhcp"].to_string())
+            .ok()
+            .and_then(|c| c.dhcp),
     };
     daemon::Start::Broken {
         fallback: Box::new(fallback),

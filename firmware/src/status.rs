@@ -152,7 +152,7 @@ pub fn compute(cfg: &Config, k: &KernelView, now: Timestamp) -> Status {
                 state,
                 protocol: f.protocol,
                 external_port: f.external_port.to_string(),
-                destination: format!("{}:{int}", f.internal_host),
+                destination: format!("{}:{int}", cfg.forward_host(f)),
                 allow_from: f.allow_from.iter().map(ToString::to_string).collect(),
                 hits_packets: p,
                 hits_bytes: b,

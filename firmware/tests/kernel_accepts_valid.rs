@@ -248,6 +248,7 @@ fn forward(rng: &mut Rng, i: usize, subnets: &[Ipv4Net]) -> Forward {
         internal_port: internal_range(rng, external_port),
         external_port,
         internal_host,
+        device: None,
         allow_from: allow_from(rng),
         rate_limit: rate_limit(rng),
         log: rng.chance(30),
@@ -309,6 +310,7 @@ fn config(rng: &mut Rng) -> Config {
         triggers,
         upnp: Default::default(),
         vpn: None,
+        dhcp: None,
     }
 }
 

@@ -77,6 +77,7 @@ fn config(n: usize, triggers: usize) -> Config {
             protocol: Protocol::Tcp,
             external_port: PortRange::single(port),
             internal_host: LAN_HOST,
+            device: None,
             internal_port: None,
             allow_from: vec!["203.0.113.0/24".parse().expect("prefix")],
             rate_limit: (i % 10 == 5).then_some(RateLimit {

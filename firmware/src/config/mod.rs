@@ -4,6 +4,7 @@
 //! refused rather than ignored, because a misspelt `allow_from` silently ignored would open
 //! a port to the whole internet.
 
+mod dhcp;
 mod types;
 mod upnp;
 mod validate;
@@ -13,6 +14,7 @@ mod vpn_check;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
+pub use dhcp::{Dhcp, Reservation, DEFAULT_DOMAIN, DEFAULT_LEASE_SECS, MIN_LEASE_SECS};
 pub use types::{covered, covers_everything, Ipv4Net, PortRange, Protocol, Timestamp};
 pub use upnp::{
     MacAddr, Upnp, UpnpMode, UpnpRule, DEFAULT_MAX_LEASE_SECS, DEFAULT_MAX_PER_HOST, MAX_MAPPINGS,
@@ -49,6 +51,9 @@ pub struct Config {
     /// A WireGuard tunnel to a VPN provider; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpn: Option<Vpn>,
+    /// DHCP and local DNS names for the LAN (dnsmasq); no DHCP server when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<Dhcp>,
 }
 
 /// The LAN side: one interface (usually a bridge) and the subnets on it.
@@ -94,6 +99,10 @@ fn yes() -> bool {
     true
 }
 
+fn unspecified() -> Ipv4Addr {
+    Ipv4Addr::UNSPECIFIED
+}
+
 /// A static port forward from the WAN to a LAN host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +112,16 @@ pub struct Forward {
     pub enabled: bool,
     pub protocol: Protocol,
     pub external_port: PortRange,
+    /// The LAN host; `0.0.0.0` (written by leaving it out) when `device` names the target.
+    #[serde(
+        default = "unspecified",
+        skip_serializing_if = "Ipv4Addr::is_unspecified"
+    )]
     pub internal_host: Ipv4Addr,
+    /// The target as a device: the MAC of a `dhcp.reservations` entry. The forward follows
+    /// that reservation's address (see [`Config::forward_host`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<MacAddr>,
     /// Defaults to the external port (range).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal_port: Option<PortRange>,
@@ -236,6 +254,20 @@ fn parse_error(field: String, e: serde_json::Error) -> ConfigError {
 }
 
 impl Config {
+    /// The LAN address `f` forwards to: its device's reserved address when it names a
+    /// device, else `internal_host`. `0.0.0.0` when the device has no reservation (which
+    /// validation refuses, naming `forwards[i].device`).
+    pub fn forward_host(&self, f: &Forward) -> Ipv4Addr {
+        match &f.device {
+            Some(mac) => self
+                .dhcp
+                .as_ref()
+                .and_then(|d| d.reservation(mac))
+                .map_or(Ipv4Addr::UNSPECIFIED, |r| r.address),
+            None => f.internal_host,
+        }
+    }
+
     /// Parses one section (`upnp`, `vpn`, …) given as JSON text, through the config
     /// file's own parser inside an otherwise empty config: errors name the field as for
     /// the file (`vpn.devices.hosts[0]`), and the binary keeps one copy of the section's

@@ -322,7 +322,13 @@ fn an_unchanged_forward_plans_the_same_flow_elements() {
 #[test]
 fn forwards_and_triggers_become_open_ports_with_their_provenance() {
     let cfg = example();
-    let game = forward_ports(&cfg.forwards[1], NOW, None, None);
+    let game = forward_ports(
+        &cfg.forwards[1],
+        cfg.forwards[1].internal_host,
+        NOW,
+        None,
+        None,
+    );
     assert_eq!(game.len(), 2, "protocol both: one open port per protocol");
     assert_eq!(game[0].provenance, Provenance::Forward("game".into()));
     assert_eq!((game[0].proto, game[1].proto), (6, 17));

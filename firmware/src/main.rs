@@ -16,9 +16,12 @@ mod vpn_cmd;
 use serve::serve;
 
 const DEFAULT_CONFIG: &str = "/etc/portcullis/config.json";
+/// Runtime files shared with dnsmasq (its lease and pid files); see `--run-dir`.
+const DEFAULT_RUN_DIR: &str = "/var/run/portcullis";
 
 const USAGE: &str = "\
-usage: portcullis [--config SAVED] [--listen ADDR:PORT]... [--trial-secs N] COMMAND
+usage: portcullis [--config SAVED] [--run-dir DIR] [--listen ADDR:PORT]... [--trial-secs N]
+                  COMMAND
 
 commands:
   check FILE     validate FILE; exit 1 with one line per problem
@@ -40,7 +43,8 @@ commands:
                  recovery when web.json is lost or damaged)
   --version      print the version
 
-SAVED defaults to /etc/portcullis/config.json. While `serve` runs, `apply` and `status`
+SAVED defaults to /etc/portcullis/config.json; DIR (/var/run/portcullis) holds the files
+shared with dnsmasq. While `serve` runs, `apply` and `status`
 go through it (the control socket next to SAVED); otherwise they act directly.
 `portcullis COMMAND --help` prints this text.";
 
@@ -52,6 +56,14 @@ fn main() -> ExitCode {
             return usage_error("--config needs a path");
         }
         saved = PathBuf::from(args.remove(i + 1));
+        args.remove(i);
+    }
+    let mut run_dir = PathBuf::from(DEFAULT_RUN_DIR);
+    if let Some(i) = args.iter().position(|a| a == "--run-dir") {
+        if i + 1 >= args.len() {
+            return usage_error("--run-dir needs a path");
+        }
+        run_dir = PathBuf::from(args.remove(i + 1));
         args.remove(i);
     }
     let mut listen: Vec<std::net::SocketAddr> = Vec::new();
@@ -93,7 +105,7 @@ fn main() -> ExitCode {
         ["apply", file] => apply(file, &saved),
         ["status"] => status_cmd(&saved, false),
         ["status", "--json"] => status_cmd(&saved, true),
-        ["serve"] => serve(&saved, listen, trial_secs),
+        ["serve"] => serve(&saved, &run_dir, listen, trial_secs),
         ["set-password"] => set_password(&saved),
         ["vpn", rest @ ..] => vpn_cmd::vpn(&saved, rest),
         _ => usage_error("unknown command or wrong arguments"),

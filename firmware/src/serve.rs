@@ -217,6 +217,7 @@ fn scan(text: &str, section: &str, key: &str) -> Option<String> {
 
 pub(crate) fn serve(
     saved: &std::path::Path,
+    run_dir: &std::path::Path,
     listen: Vec<std::net::SocketAddr>,
     trial_secs: u64,
 ) -> ExitCode {
@@ -277,6 +278,7 @@ pub(crate) fn serve(
         state_dir: Some(dir.clone()),
         notify,
         services: link,
+        run_dir: Some(run_dir.to_path_buf()),
     };
     let (handle, join) = match daemon::spawn(engine, start, opts) {
         Ok(x) => x,

@@ -93,6 +93,7 @@ impl Ns {
                     state_dir: Some(dir),
                     notify: Box::new(|_| {}),
                     services: Default::default(),
+                    run_dir: None,
                 },
             )
             .expect("owner")

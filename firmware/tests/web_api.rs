@@ -141,6 +141,7 @@ impl Fixture {
                         state_dir: Some(saved.parent().unwrap().to_path_buf()),
                         notify: Box::new(|_| {}),
                         services: Default::default(),
+                        run_dir: None,
                     },
                 )
                 .expect("owner thread")

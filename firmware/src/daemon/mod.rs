@@ -64,6 +64,10 @@ pub struct OwnerOptions {
     pub notify: Notify,
     /// The port-mapping servers' supervisor (none: no servers, as in tests).
     pub services: Link,
+    /// The runtime directory shared with dnsmasq (`--run-dir`, default
+    /// `/var/run/portcullis`): its lease file `dnsmasq.leases` and pid file `dnsmasq.pid`.
+    /// None: no DHCP server to read or restart (tests without one).
+    pub run_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for OwnerOptions {
@@ -71,6 +75,7 @@ impl std::fmt::Debug for OwnerOptions {
         f.debug_struct("OwnerOptions")
             .field("trial_secs", &self.trial_secs)
             .field("state_dir", &self.state_dir)
+            .field("run_dir", &self.run_dir)
             .finish_non_exhaustive()
     }
 }

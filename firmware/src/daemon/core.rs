@@ -121,6 +121,12 @@ impl Core {
                 tag = Some(etag(&upnp));
                 cfg.upnp = upnp;
             }
+            Edit::Dhcp { if_match, dhcp } => {
+                check_match(&cfg.dhcp, if_match.as_deref(), "the DHCP settings")?;
+                let dhcp = dhcp.map(|d| *d);
+                tag = Some(etag(&dhcp));
+                cfg.dhcp = dhcp;
+            }
             Edit::Vpn { if_match, vpn, .. } => {
                 check_match(&cfg.vpn, if_match.as_deref(), "the VPN settings")?;
                 let vpn = vpn.map(|v| *v);

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Forward, Lan, Management, Report, Trigger, Upnp, Vpn, Wan};
+use crate::config::{Config, Dhcp, Forward, Lan, Management, Report, Trigger, Upnp, Vpn, Wan};
 use crate::engine::EngineError;
 
 /// Which list an item lives in.
@@ -91,6 +91,12 @@ pub enum Edit {
         if_match: Option<String>,
         upnp: Upnp,
     },
+    /// Replaces the `dhcp` section (none: no DHCP server), reservations included. Forwards
+    /// that target a device follow its reservation in the same batch.
+    Dhcp {
+        if_match: Option<String>,
+        dhcp: Option<Box<Dhcp>>,
+    },
     /// Replaces the `vpn` section (none: no tunnel at all). With `secrets` (an import of
     /// the provider's file) the owner saves them to `vpn.key` once the new section is in
     /// force; without, the saved secrets stay.
@@ -125,6 +131,19 @@ impl Edit {
             Edit::DeleteTrigger { name, .. } => ("trigger.delete", name.clone()),
             Edit::Settings { .. } => ("settings.change", String::new()),
             Edit::Upnp { upnp, .. } => ("upnp.settings", format!("mode {}", upnp.mode)),
+            Edit::Dhcp { dhcp, .. } => (
+                "dhcp.settings",
+                match dhcp {
+                    Some(d) if d.enabled => format!(
+                        "{}–{}, {} reservations",
+                        d.start,
+                        d.end,
+                        d.reservations.len()
+                    ),
+                    Some(_) => "off".to_string(),
+                    None => "removed".to_string(),
+                },
+            ),
             Edit::Vpn { vpn, secrets, .. } => (
                 if secrets.is_some() {
                     "vpn.import"

@@ -26,6 +26,11 @@
     }));
   }
   // Sends the whole section with a change made by `change(section)`.
+  // The errors of a refusal as one line (warnings left out).
+  function errors(r) {
+    return (r.body.issues || []).filter(function (i) { return i.severity !== 'warning'; })
+      .map(function (i) { return i.field + ': ' + i.message; }).join(' ') || r.body.error;
+  }
   function saveDhcp(dhcp, tag, change) {
     var next = copy(dhcp);
     change(next);
@@ -77,7 +82,7 @@
         dhcp ? P.twoStep(h('button', { type: 'button', 'class': 'danger', id: 'dhcp-remove', text: 'Remove the DHCP server' }), 'Remove the DHCP server', function () {
           api('DELETE', '/dhcp', null, null, tag).then(function (r) {
             if (P.conflict(r, 'The DHCP settings')) return;
-            P.flash(r.ok ? 'The DHCP server was removed.' : (r.body.issues || []).map(function (i) { return i.field + ': ' + i.message; }).join(' ') || r.body.error, r.ok ? 'good' : 'bad');
+            P.flash(r.ok ? 'The DHCP server was removed.' : errors(r), r.ok ? 'good' : 'bad');
             if (r.ok) P.route();
           });
         }) : null));
@@ -124,7 +129,7 @@
               saveDhcp(dhcp, tag, function (n) { n.reservations = n.reservations.filter(function (r) { return r.mac !== d.mac; }); }).then(function (r) {
                 if (P.conflict(r, 'The DHCP settings')) return;
                 if (r.ok) { P.flash('Reservation of ' + label(d) + ' removed.'); P.route(); }
-                else P.flash((r.body.issues || []).map(function (i) { return i.field + ': ' + i.message; }).join(' ') || r.body.error, 'bad');
+                else P.flash(errors(r), 'bad');
               });
             }) : null)));
       });

@@ -9,6 +9,7 @@
 
 pub mod control;
 pub mod core;
+mod devices;
 pub mod dnsmasq;
 pub mod edit;
 mod handle;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use self::core::Health;
 use self::core::{Core, Event, Proposal, Trial, TrialChange};
+pub use self::devices::DevicesView;
 pub use self::edit::{etag, Applied, Edit, EditError, Kind, Settings};
 pub use self::handle::{CallError, Command, Handle, Snapshot, TrialInfo};
 pub use self::leases::{DaemonMapper, PortmapCall, PortmapReply, PortmapView, LEASES_FILE};
@@ -112,6 +114,8 @@ struct Owner {
     leases_dirty: bool,
     /// The WireGuard tunnel and the provider's port.
     vpn: vpn::OwnerVpn,
+    /// When each LAN device was last in the neighbour table.
+    seen: crate::devices::Seen,
 }
 
 impl Owner {
@@ -146,6 +150,7 @@ impl Owner {
             audit_gate: leases::AuditGate::default(),
             leases_saved: None,
             leases_dirty: false,
+            seen: Default::default(),
         }
     }
 
@@ -169,6 +174,7 @@ impl Owner {
                 // A tunnel the kernel refused is retried; one in place is looked at.
                 self.vpn_sync(now);
                 self.vpn_check(now);
+                self.see_devices(now);
                 last_poll = Some(Instant::now());
             }
             self.flush_leases(false);
@@ -293,6 +299,9 @@ impl Owner {
             }
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot(now));
+            }
+            Command::Devices { reply } => {
+                let _ = reply.send(self.devices(now));
             }
             Command::Confirm { reply } => {
                 let had = self.core.confirm();

@@ -221,11 +221,11 @@ fn lan_clients_get_addresses_names_and_forwards_that_follow_reservations() {
         ),
         t.path("serve.log"),
     );
+    // Polling `status` would race the daemon for its lock: read its log instead.
     assert!(
-        poll::until_true(WITHIN, || cli
-            .status(true)
-            .stdout
-            .contains("\"table_present\": true")),
+        poll::until_true(WITHIN, || serve
+            .log()
+            .contains("ruleset installed (start-up)")),
         "serve did not start\n{}",
         serve.log()
     );
@@ -301,6 +301,16 @@ fn lan_clients_get_addresses_names_and_forwards_that_follow_reservations() {
     // A reservation and a forward to the device: dnsmasq restarts, the renewal gets it.
     apply_and_restart(&t, &dns, "reserved.json", &config(Some(FIRST), true));
     renew_to(&udhcpc, &out, FIRST);
+    // The lease file is kept across the restart and written by the new dnsmasq (which runs
+    // as nobody: it writes through the file it opened as root).
+    assert!(
+        poll::until_true(WITHIN, || dns
+            .leases()
+            .iter()
+            .any(|l| l.mac == CLIENT_MAC && l.address == FIRST)),
+        "{:?}",
+        dns.leases()
+    );
     let first = Server::tcp(&c, sa(FIRST, PORT), "first");
     assert_eq!(probe_forward(&t), Ok("first".to_owned()));
     resolves(&c, &format!("box.{DOMAIN}"), FIRST);

@@ -9,7 +9,7 @@ OUT := out
 # debconf questions live in `miniupnpd`, which is not installed), so nothing starts or touches
 # the host's firewall; the bench runs it inside a namespace only.
 APT_PACKAGES := nftables iproute2 nmap socat iperf3 procps psmisc curl python3 chromium chromium-driver \
-	miniupnpc natpmpc miniupnpd-nftables
+	miniupnpc natpmpc miniupnpd-nftables dnsmasq-base busybox
 BIN := target/debug/portcullis
 RELEASE_BIN := target/release/portcullis
 

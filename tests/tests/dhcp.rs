@@ -19,7 +19,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use portcullis_e2e::clients::{tcp_here, TIMEOUT};
-use portcullis_e2e::dnsmasq::{Dnsmasq, Upstream};
+use portcullis_e2e::dnsmasq::{dns_answers, Dnsmasq, Upstream};
 use portcullis_e2e::servers::{sa, Server};
 use portcullis_e2e::{netns, poll, Topology, ROUTER_LAN, ROUTER_WAN, WAN_HOST};
 
@@ -138,20 +138,22 @@ fn nslookup(ns: &str, name: &str) -> String {
     )
 }
 
+/// The addresses in `busybox nslookup`'s answer (the `Address:` lines after `Name:`; the
+/// first `Address:` line is the server's own).
+fn answers(out: &str) -> Vec<Ipv4Addr> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("Name:"))
+        .filter_map(|l| l.strip_prefix("Address:")?.trim().parse().ok())
+        .collect()
+}
+
 /// Polls until `name` resolves to `addr` through the router (dnsmasq may be restarting).
 #[track_caller]
 fn resolves(ns: &str, name: &str, addr: Ipv4Addr) {
-    let want = format!("Address: {addr}");
     let mut last = String::new();
     let ok = poll::until_true(WITHIN, || {
         last = nslookup(ns, name);
-        last.lines()
-            .any(|l| l.trim() == want || l.trim() == format!("{want}#53").as_str())
-            && last.contains(name)
-            && last
-                .lines()
-                .filter(|l| l.contains("Address"))
-                .any(|l| l.contains(&addr.to_string()))
+        answers(&last) == [addr]
     });
     assert!(ok, "{name} did not resolve to {addr}:\n{last}");
 }
@@ -219,11 +221,11 @@ fn lan_clients_get_addresses_names_and_forwards_that_follow_reservations() {
         ),
         t.path("serve.log"),
     );
+    // Polling `status` would race the daemon for its lock: read its log instead.
     assert!(
-        poll::until_true(WITHIN, || cli
-            .status(true)
-            .stdout
-            .contains("\"table_present\": true")),
+        poll::until_true(WITHIN, || serve
+            .log()
+            .contains("ruleset installed (start-up)")),
         "serve did not start\n{}",
         serve.log()
     );
@@ -286,10 +288,29 @@ fn lan_clients_get_addresses_names_and_forwards_that_follow_reservations() {
     assert!(upstream.log().contains(UPSTREAM_NAME), "{}", upstream.log());
     resolves(&c, &format!("router.{DOMAIN}"), ROUTER_LAN);
     resolves(&c, &format!("{HOSTNAME}.{DOMAIN}"), ip);
+    // The local domain is never asked upstream.
+    let unknown = format!("nosuch.{DOMAIN}");
+    assert_eq!(answers(&nslookup(&c, &unknown)), Vec::<Ipv4Addr>::new());
+    assert!(!upstream.log().contains(&unknown), "{}", upstream.log());
+    // dnsmasq listens on the LAN and loopback only, never on the WAN address (asked from
+    // inside the router, where the ruleset lets loopback traffic in).
+    assert!(netns::run_in(&r, || {
+        dns_answers(ROUTER_LAN, TIMEOUT) && !dns_answers(ROUTER_WAN, TIMEOUT)
+    }));
 
     // A reservation and a forward to the device: dnsmasq restarts, the renewal gets it.
     apply_and_restart(&t, &dns, "reserved.json", &config(Some(FIRST), true));
     renew_to(&udhcpc, &out, FIRST);
+    // The lease file is kept across the restart and written by the new dnsmasq (which runs
+    // as nobody: it writes through the file it opened as root).
+    assert!(
+        poll::until_true(WITHIN, || dns
+            .leases()
+            .iter()
+            .any(|l| l.mac == CLIENT_MAC && l.address == FIRST)),
+        "{:?}",
+        dns.leases()
+    );
     let first = Server::tcp(&c, sa(FIRST, PORT), "first");
     assert_eq!(probe_forward(&t), Ok("first".to_owned()));
     resolves(&c, &format!("box.{DOMAIN}"), FIRST);
@@ -332,4 +353,76 @@ fn lan_clients_get_addresses_names_and_forwards_that_follow_reservations() {
     assert_eq!(dns.pid(), pid, "a refused config restarted dnsmasq");
     assert_eq!(probe_forward(&t), Ok("moved".to_owned()));
     drop((udhcpc, serve, dns, upstream));
+}
+
+/// `portcullis dhcp-config` renders the saved config; a broken one falls back to what safe
+/// mode salvages (the dhcp section) with a warning; with nothing usable it fails.
+#[test]
+fn dhcp_config_renders_the_saved_config_or_its_salvage() {
+    let dir = std::env::temp_dir().join(format!("pcxe2e-dhcpcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    let saved = dir.join("config.json");
+    let run = |saved: &Path| {
+        let out = Command::new(portcullis_e2e::cli::binary())
+            .args([
+                "--config",
+                &saved.to_string_lossy(),
+                "--run-dir",
+                "/run/x",
+                "dhcp-config",
+            ])
+            .output()
+            .expect("run portcullis");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let pool = "dhcp-range=192.168.1.100,192.168.1.149,600";
+
+    std::fs::write(&saved, config(Some(FIRST), true)).expect("write");
+    let (code, out, err) = run(&saved);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("# rendered by portcullis dhcp-config"),
+        "{out}"
+    );
+    for line in [
+        pool,
+        "dhcp-host=02:00:5e:10:00:0a,192.168.1.60,box",
+        "interface=lan0",
+        "pid-file=/run/x/dnsmasq.pid",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line} missing:\n{out}");
+    }
+    assert_eq!(err, "");
+
+    // A forward that does not parse: the daemon would start in safe mode; DHCP goes on.
+    let broken = config(Some(FIRST), true).replace(
+        &format!("\"external_port\": {PORT}"),
+        "\"external_port\": \"x\"",
+    );
+    std::fs::write(&saved, broken).expect("write");
+    let (code, out, err) = run(&saved);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().any(|l| l == pool), "{out}");
+    assert!(out.lines().any(|l| l == "interface=lan0"), "{out}");
+    assert!(
+        err.contains("unusable") && err.contains("salvaged"),
+        "{err}"
+    );
+
+    // Nothing to salvage: no LAN interface.
+    let (code, out, err) = run(&dir.join("missing.json"));
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out, "");
+    assert!(err.contains("no LAN interface"), "{err}");
 }

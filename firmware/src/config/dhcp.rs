@@ -1,7 +1,7 @@
 //! The `dhcp` section: addresses and names for the LAN, served by dnsmasq.
 //!
 //! Portcullis never runs dnsmasq itself (the firmware spawns no process): the init system
-//! runs it under a small supervisor (`/etc/init.d/S45dnsmasq`) with the file
+//! runs it under a small supervisor (`/etc/init.d/S40dnsmasq`) with the file
 //! `portcullis dhcp-config` renders from this section, and the daemon asks the supervisor for
 //! a restart (SIGTERM to dnsmasq) when what it would render changes. Absent: no DHCP
 //! server; dnsmasq still forwards and caches DNS for the LAN.

@@ -10,6 +10,7 @@
 pub mod control;
 pub mod core;
 mod devices;
+pub mod dnsmasq;
 pub mod edit;
 mod handle;
 pub mod leases;
@@ -364,6 +365,7 @@ impl Owner {
         if let TrialChange::Set(t) = &p.trial {
             self.write_trial(Some(t));
         }
+        let dns = dnsmasq::Rendered::of(self.opts.run_dir.as_deref(), &self.core.config);
         // Mappings the new config no longer allows close with it, in the same batch.
         let mut table = self.table.clone();
         let closed = table.reconcile(&self.policy(&p.config), now);
@@ -376,6 +378,7 @@ impl Owner {
             Err(e @ EngineError::Differs(_)) => {
                 let saved = self.engine.save(&p.config);
                 self.core.commit(&p, now);
+                dns.follow(&self.core.config);
                 self.save_trial();
                 self.table = table;
                 self.save_leases();
@@ -406,6 +409,7 @@ impl Owner {
         let saved = self.engine.save(&p.config);
         // The kernel holds the new table now: the state must say so even if saving failed.
         self.core.commit(&p, now);
+        dns.follow(&self.core.config);
         self.save_trial();
         self.table = table;
         self.save_leases();

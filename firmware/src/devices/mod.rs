@@ -8,9 +8,6 @@ use serde::Serialize;
 
 use crate::config::{Dhcp, MacAddr, DEFAULT_LEASE_SECS};
 
-/// The lease file dnsmasq keeps in the runtime directory (`--dhcp-leasefile`).
-pub const LEASES_FILE: &str = "dnsmasq.leases";
-
 /// Most MACs the last-seen memory keeps; the oldest is forgotten first (a phone that
 /// randomises its MAC must not grow the router's memory without bound).
 const MAX_SEEN: usize = 512;

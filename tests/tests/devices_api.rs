@@ -3,11 +3,13 @@
 //! dnsmasq writing RUN/dnsmasq.leases, and two LAN client namespaces on the LAN's bridge
 //! that get their addresses with `busybox udhcpc`, each sending a host name.
 //!
-//! `GET /api/v1/devices` lists both with host name, MAC, address and online; a reservation
-//! PUT through `/api/v1/dhcp` (If-Match; a stale one is refused) shows as `reserved` and
-//! `name`; a forward added with `device` = the client's MAC passes TCP from the WAN host
-//! to the client, and after the reservation moves (dnsmasq restarted with it, the client
-//! renews) the same forward reaches the new address.
+//! dnsmasq runs as the image runs it (S40dnsmasq, [`portcullis_e2e::dnsmasq`]), and the
+//! daemon restarts it when a reservation changes. `GET /api/v1/devices` lists both clients
+//! with host name, MAC, address and online; a reservation PUT through `/api/v1/dhcp`
+//! (If-Match; a stale one is refused) shows as `reserved` and `name`; a forward added with
+//! `device` = the client's MAC passes TCP from the WAN host to the client, and after the
+//! reservation moves (the client renews) the same forward reaches the new address; the
+//! reservation cannot be removed while the forward uses it.
 //!
 //! Needs root, dnsmasq and busybox (`make deps`) and the `portcullis` binary. Everything it
 //! starts lives in the topology's namespaces and dies with it.
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use portcullis_e2e::cli::binary;
 use portcullis_e2e::clients;
+use portcullis_e2e::dnsmasq::{Dnsmasq, START_WITHIN};
 use portcullis_e2e::netns::{self, ip};
 use portcullis_e2e::servers::{sa, Server};
 use portcullis_e2e::web::{self, raw_request, Api, PASSWORD};
@@ -45,11 +48,10 @@ fn require(program: &str) {
     assert!(found, "{program} is needed (make deps)");
 }
 
-/// Starts `portcullis --run-dir RUN serve` on the saved config `text` and waits until its
+/// Starts `portcullis --run-dir RUN serve` on the saved config and waits until its
 /// control socket answers.
-fn serve(t: &Topology, text: &str, run: &Path) -> Proc {
+fn serve(t: &Topology, run: &Path, dns: &Dnsmasq) -> Proc {
     let cli = t.cli();
-    std::fs::write(&cli.saved, text).expect("write the saved config");
     let bin = binary();
     let (saved, run) = (cli.saved.display().to_string(), run.display().to_string());
     let mut cmd = netns::command(
@@ -63,44 +65,18 @@ fn serve(t: &Topology, text: &str, run: &Path) -> Proc {
     let up = poll::until_true(Duration::from_secs(10), || {
         t.path("control.sock").exists() && cli.status(false).code == Some(0)
     });
-    assert!(up, "serve did not start\n{}", logs(t));
+    assert!(up, "serve did not start\n{}", logs(t, dns));
     p
 }
 
-fn logs(t: &Topology) -> String {
+fn logs(t: &Topology, dns: &Dnsmasq) -> String {
     let read = |n: &str| std::fs::read_to_string(t.path(n)).unwrap_or_default();
     format!(
-        "--- serve ---\n{}{}--- dnsmasq ---\n{}",
+        "--- serve ---\n{}{}{}",
         read("serve.out"),
         read("serve.err"),
-        read("dnsmasq.err")
+        dns.log()
     )
-}
-
-/// Starts dnsmasq (DHCP only) on the router's LAN with `hosts` as `dhcp-host` lines, its
-/// lease file in `run` where the daemon reads it.
-fn dnsmasq(t: &Topology, run: &Path, hosts: &[(&str, &str, &str)]) -> Proc {
-    let mut conf = format!(
-        "interface=lan0\nbind-interfaces\nport=0\ndhcp-authoritative\n\
-         dhcp-range=192.168.1.100,192.168.1.149,2m\ndhcp-leasefile={0}/dnsmasq.leases\n\
-         pid-file={0}/dnsmasq.pid\n",
-        run.display()
-    );
-    for (mac, addr, name) in hosts {
-        conf.push_str(&format!("dhcp-host={mac},{addr},{name}\n"));
-    }
-    let path = t.path("dnsmasq.conf");
-    std::fs::write(&path, conf).expect("write dnsmasq.conf");
-    let mut cmd = netns::command(
-        &t.router,
-        "dnsmasq",
-        &[
-            "--keep-in-foreground",
-            &format!("--conf-file={}", path.display()),
-        ],
-    );
-    cmd.stderr(std::fs::File::create(t.path("dnsmasq.err")).expect("dnsmasq.err"));
-    Proc(cmd.spawn().expect("spawn dnsmasq"))
 }
 
 /// A LAN client namespace with MAC `mac`, cabled into the LAN bridge.
@@ -135,7 +111,7 @@ fn script(t: &Topology) -> PathBuf {
 
 /// Gets a lease in `ns` with `busybox udhcpc` sending host name `name`; then talks to the
 /// router once so its neighbour table holds the client. Returns the address.
-fn lease(t: &Topology, ns: &str, name: &str) -> Ipv4Addr {
+fn lease(t: &Topology, dns: &Dnsmasq, ns: &str, name: &str) -> Ipv4Addr {
     let s = script(t).display().to_string();
     let host = format!("hostname:{name}");
     let out = netns::output(netns::command(
@@ -149,7 +125,7 @@ fn lease(t: &Topology, ns: &str, name: &str) -> Ipv4Addr {
         out.status.success(),
         "udhcpc in {ns}: {}\n{}",
         String::from_utf8_lossy(&out.stderr),
-        logs(t)
+        logs(t, dns)
     );
     let addr = ip(&["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
         .split_whitespace()
@@ -246,30 +222,31 @@ fn wan_reaches(t: &Topology, label: &str) -> bool {
 
 #[test]
 fn devices_from_real_leases_and_a_forward_that_follows_its_device() {
-    require("dnsmasq");
     require("busybox");
     let mut t = Topology::new();
-    let run = t.path("run");
-    std::fs::create_dir_all(&run).expect("mkdir run");
     let dhcp = json!({ "start": "192.168.1.100", "end": "192.168.1.149", "lease_secs": 120 });
     let cfg = Config::new().to_json().replacen(
         "  \"forwards\"",
         &format!("  \"dhcp\": {dhcp},\n  \"forwards\""),
         1,
     );
-    let _daemon = serve(&t, &cfg, &run);
+    let cli = t.cli();
+    std::fs::write(&cli.saved, cfg).expect("write the saved config");
+    // dnsmasq as the image runs it (S40dnsmasq renders the saved config), its lease file
+    // in the RUN_DIR the daemon reads and restarts it through.
+    let dns = Dnsmasq::start(&t.router, &cli.saved, &t.dir, &[]);
+    let _daemon = serve(&t, &dns.run_dir, &dns);
     assert!(web::wait_listening(
         &t.lan_client,
         SocketAddr::from((ROUTER_LAN, 80))
     ));
     let _api = Api::setup(&t.lan_client, sa(ROUTER_LAN, 80));
     let s = Session::login(&t.lan_client);
-    let mut dns = dnsmasq(&t, &run, &[]);
 
     let a = lan_client(&mut t, "ca", MAC_A);
     let b = lan_client(&mut t, "cb", MAC_B);
-    let addr_a = lease(&t, &a, "alpha");
-    let addr_b = lease(&t, &b, "bravo");
+    let addr_a = lease(&t, &dns, &a, "alpha");
+    let addr_b = lease(&t, &dns, &b, "bravo");
     assert_ne!(addr_a, addr_b);
 
     // Both devices, from the lease file and the neighbour table.
@@ -278,7 +255,7 @@ fn devices_from_real_leases_and_a_forward_that_follows_its_device() {
             s.device(mac)
                 .filter(|d| d["online"] == true && d["hostname"] == name)
         })
-        .unwrap_or_else(|| panic!("{mac} not listed: {:?}\n{}", s.device(mac), logs(&t)));
+        .unwrap_or_else(|| panic!("{mac} not listed: {:?}\n{}", s.device(mac), logs(&t, &dns)));
         assert_eq!(d["address"], addr.to_string(), "{d}");
         assert!(d["lease_expires"].as_u64().is_some(), "{d}");
         assert!(d["last_seen"].as_u64().is_some(), "{d}");
@@ -303,7 +280,8 @@ fn devices_from_real_leases_and_a_forward_that_follows_its_device() {
     assert_eq!(status, 422, "{v}");
     assert_eq!(v["issues"][0]["field"], "dhcp.reservations[0].mac");
 
-    // The reservation shows on the device at once.
+    // The reservation shows on the device at once, and the daemon restarts dnsmasq with it.
+    let old = dns.pid().expect("dnsmasq runs");
     let (status, v) = s.put_dhcp(&reserved);
     assert_eq!(status, 200, "{v}");
     let d = s.device(MAC_A).expect("still listed");
@@ -319,27 +297,41 @@ fn devices_from_real_leases_and_a_forward_that_follows_its_device() {
     assert_eq!(status, 200, "{v}");
     let (_, v, _) = s.call("GET", "/api/v1/forwards/web", "", None);
     assert_eq!(v["device"], MAC_A, "{v}");
-    drop(dns);
-    dns = dnsmasq(&t, &run, &[(MAC_A, "192.168.1.30", "alpha-srv")]);
-    assert_eq!(lease(&t, &a, "alpha").to_string(), "192.168.1.30");
+    let old = dns
+        .restarted(old, START_WITHIN)
+        .unwrap_or_else(|| panic!("dnsmasq was not restarted\n{}", logs(&t, &dns)));
+    assert_eq!(lease(&t, &dns, &a, "alpha").to_string(), "192.168.1.30");
     let srv = Server::tcp(&a, sa(Ipv4Addr::new(192, 168, 1, 30), 80), "alpha-30");
-    assert!(wan_reaches(&t, "alpha-30"), "{}", logs(&t));
+    assert!(wan_reaches(&t, "alpha-30"), "{}", logs(&t, &dns));
     drop(srv);
 
     // The reservation moves: the same forward follows it.
     reserved["reservations"][0]["address"] = json!("192.168.1.31");
     let (status, v) = s.put_dhcp(&reserved);
     assert_eq!(status, 200, "{v}");
-    drop(dns);
-    let _dns = dnsmasq(&t, &run, &[(MAC_A, "192.168.1.31", "alpha-srv")]);
-    assert_eq!(lease(&t, &a, "alpha").to_string(), "192.168.1.31");
+    dns.restarted(old, START_WITHIN)
+        .unwrap_or_else(|| panic!("dnsmasq was not restarted\n{}", logs(&t, &dns)));
+    assert_eq!(lease(&t, &dns, &a, "alpha").to_string(), "192.168.1.31");
     let _srv = Server::tcp(&a, sa(Ipv4Addr::new(192, 168, 1, 31), 80), "alpha-31");
-    assert!(wan_reaches(&t, "alpha-31"), "{}", logs(&t));
+    assert!(wan_reaches(&t, "alpha-31"), "{}", logs(&t, &dns));
     let d = s.device(MAC_A).expect("listed");
     assert_eq!(
         (&d["address"], &d["reserved"]),
         (&json!("192.168.1.31"), &json!("192.168.1.31"))
     );
+    // A reservation a forward uses cannot go: the refusal names the forward.
+    let mut none = reserved.clone();
+    none["reservations"] = json!([]);
+    let (status, v) = s.put_dhcp(&none);
+    assert_eq!(status, 422, "{v}");
+    let fields: Vec<&str> = v["issues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["severity"] == "error")
+        .filter_map(|i| i["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["forwards[0].device"], "{v}");
     // The other device is untouched.
     assert_eq!(
         s.device(MAC_B).expect("listed")["address"],

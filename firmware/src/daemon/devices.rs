@@ -5,7 +5,8 @@
 use std::net::Ipv4Addr;
 
 use crate::config::{MacAddr, Timestamp};
-use crate::devices::{self, Device, LEASES_FILE};
+use crate::devices::{self, Device};
+use crate::dhcp::LEASE_FILE;
 use crate::portmap::neigh;
 
 /// The device list at one moment (`GET /api/v1/devices`).
@@ -32,7 +33,7 @@ impl super::Owner {
             .opts
             .run_dir
             .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join(LEASES_FILE)).ok())
+            .and_then(|d| std::fs::read_to_string(d.join(LEASE_FILE)).ok())
             .unwrap_or_default();
         DevicesView {
             now: now.0,

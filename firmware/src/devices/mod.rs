@@ -2,15 +2,11 @@
 //! reservations of the `dhcp` section into one list keyed by MAC (pure: the texts and the
 //! time are inputs; the daemon's owner reads the files, see `daemon::devices`).
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
 use crate::config::{Dhcp, MacAddr, DEFAULT_LEASE_SECS};
-
-/// The lease file dnsmasq keeps in the runtime directory (`--dhcp-leasefile`).
-pub const LEASES_FILE: &str = "dnsmasq.leases";
 
 /// Most MACs the last-seen memory keeps; the oldest is forgotten first (a phone that
 /// randomises its MAC must not grow the router's memory without bound).
@@ -71,27 +67,29 @@ pub struct Device {
     pub online: bool,
 }
 
-/// When each MAC was last in the neighbour table (memory only, bounded).
+/// When each MAC was last in the neighbour table (memory only, bounded). A plain list:
+/// a few hundred entries at most, and no hash map code in the binary for it.
 #[derive(Debug, Default)]
-pub struct Seen(HashMap<MacAddr, u64>);
+pub struct Seen(Vec<(MacAddr, u64)>);
 
 impl Seen {
     /// Records that `neighbours` are in the table at `now` (unix seconds).
     pub fn saw(&mut self, neighbours: &[(Ipv4Addr, MacAddr)], now: u64) {
         for (_, mac) in neighbours {
-            self.0.insert(*mac, now);
+            match self.0.iter_mut().find(|(m, _)| m == mac) {
+                Some(e) => e.1 = now,
+                None => self.0.push((*mac, now)),
+            }
         }
         while self.0.len() > MAX_SEEN {
-            let Some(oldest) = self.0.iter().min_by_key(|(_, t)| **t).map(|(m, _)| *m) else {
-                break;
-            };
-            self.0.remove(&oldest);
+            let oldest = (0..self.0.len()).min_by_key(|i| self.0[*i].1).unwrap_or(0);
+            self.0.swap_remove(oldest);
         }
     }
 
     /// When `mac` was last seen, if ever since the daemon started.
     pub fn get(&self, mac: &MacAddr) -> Option<u64> {
-        self.0.get(mac).copied()
+        self.0.iter().find(|(m, _)| m == mac).map(|e| e.1)
     }
 }
 
@@ -145,11 +143,15 @@ pub fn merge(
         d.name = Some(r.name.clone());
         d.reserved = Some(r.address);
     }
-    for d in &mut out {
+    // By address, those without one last; an insertion keeps the binary free of a sort.
+    let key = |d: &Device| (d.address.is_none(), d.address, d.mac);
+    let mut sorted: Vec<Device> = Vec::with_capacity(out.len());
+    for mut d in out {
         d.last_seen = d.last_seen.max(seen.get(&d.mac));
+        let at = sorted.partition_point(|x| key(x) <= key(&d));
+        sorted.insert(at, d);
     }
-    out.sort_by_key(|d| (d.address.is_none(), d.address, d.mac));
-    out
+    sorted
 }
 
 #[cfg(test)]

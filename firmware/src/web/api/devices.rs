@@ -2,7 +2,7 @@
 //! leases, the neighbour table and the reservations (`GET /api/v1/devices`), and the
 //! section itself, replaced whole with `If-Match` (`GET`/`PUT`/`DELETE /api/v1/dhcp`).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{body_object, busy, if_match, issue, App, Call};
 use crate::config::{Config, ConfigError, Dhcp};
@@ -27,7 +27,7 @@ pub(super) fn parse_dhcp(body: &[u8]) -> Result<Option<Dhcp>, Response> {
 /// `GET /api/v1/devices`: `{"now": unix s, "devices": [...]}` (see `devices::Device`).
 pub(super) fn devices_get(app: &App, _call: &Call<'_>) -> Response {
     match app.daemon.devices() {
-        Ok(v) => Response::json(200, &v).header("Cache-Control", "no-store"),
+        Ok(v) => Response::json(200, &v),
         Err(e) => busy(&e.to_string()),
     }
 }
@@ -38,10 +38,21 @@ pub(super) fn dhcp_get(app: &App, call: &Call<'_>) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
+    /// The answer; serialized as `etag` serializes the section (one copy in the binary).
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        dhcp: &'a Option<Dhcp>,
+        etag: &'a str,
+    }
     let tag = etag(&snap.config.dhcp);
-    Response::json(200, &json!({ "dhcp": snap.config.dhcp, "etag": tag }))
-        .header("ETag", &tag)
-        .header("Cache-Control", "no-store")
+    Response::json(
+        200,
+        &Answer {
+            dhcp: &snap.config.dhcp,
+            etag: &tag,
+        },
+    )
+    .header("ETag", &tag)
 }
 
 /// `PUT /api/v1/dhcp`: replaces the section (`null` removes it); `If-Match` required.

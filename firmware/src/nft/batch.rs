@@ -451,12 +451,19 @@ fn set_udata(s: &Set) -> Vec<u8> {
     const KEY_TYPEOF: u8 = 3;
     const DATA_TYPEOF: u8 = 4;
     const DATA_INTERVAL: u8 = 6;
-    // What nft 1.0.6 records for a concatenation declared with `type a . b`.
-    const CONCAT_TYPEOF: [u8; 8] = [0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x00];
     let mut u = Vec::with_capacity(40);
     let put_u32 = |u: &mut Vec<u8>, t: u8, v: u32| {
         u.extend_from_slice(&[t, 4]);
         u.extend_from_slice(&v.to_ne_bytes());
+    };
+    // What nft 1.0.6 records for a concatenation declared with `type a . b`: a nested
+    // TLV list, TYPEOF_EXPR (0) = 13 as a host-endian u32 (like every udata u32: nft
+    // crashed listing our sets on a big-endian kernel when the bytes were fixed
+    // little-endian; found by the s390x boot test), TYPEOF_DATA (1) empty.
+    let put_concat_typeof = |u: &mut Vec<u8>, t: u8| {
+        u.extend_from_slice(&[t, 8]);
+        put_u32(u, 0, 13);
+        u.extend_from_slice(&[1, 0]);
     };
     put_u32(&mut u, KEYBYTEORDER, udata_byteorder(&s.key));
     // Object maps record no data byte order.
@@ -466,13 +473,11 @@ fn set_udata(s: &Set) -> Vec<u8> {
         Some(SetData::Counter) | None => {}
     }
     if s.key.len() > 1 {
-        u.extend_from_slice(&[KEY_TYPEOF, 8]);
-        u.extend_from_slice(&CONCAT_TYPEOF);
+        put_concat_typeof(&mut u, KEY_TYPEOF);
     }
     if let Some(SetData::Types(t)) = &s.data {
         if t.len() > 1 {
-            u.extend_from_slice(&[DATA_TYPEOF, 8]);
-            u.extend_from_slice(&CONCAT_TYPEOF);
+            put_concat_typeof(&mut u, DATA_TYPEOF);
         }
     }
     if s.data.is_some() {

@@ -5,7 +5,6 @@
 //! §2.1 for host names (labels of 1 to 63 letters, digits and `-`, not starting or ending
 //! with `-`).
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use super::Report;
@@ -54,9 +53,10 @@ pub(super) fn check(r: &mut Report, cfg: &Config) {
             ),
         );
     }
-    let (mut names, mut macs, mut addrs) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (i, res) in d.reservations.iter().enumerate() {
         let at = format!("dhcp.reservations[{i}]");
+        // Reservations are few: comparing with the earlier ones costs less flash than sets.
+        let earlier = &d.reservations[..i];
         if !is_label(&res.name) {
             r.error(
                 format!("{at}.name"),
@@ -65,13 +65,16 @@ pub(super) fn check(r: &mut Report, cfg: &Config) {
                     res.name.escape_debug()
                 ),
             );
-        } else if !names.insert(res.name.to_ascii_lowercase()) {
+        } else if earlier
+            .iter()
+            .any(|o| o.name.eq_ignore_ascii_case(&res.name))
+        {
             r.error(
                 format!("{at}.name"),
                 format!("`{}` is used twice", res.name),
             );
         }
-        if !macs.insert(res.mac) {
+        if earlier.iter().any(|o| o.mac == res.mac) {
             r.error(
                 format!("{at}.mac"),
                 format!("{} already has a reservation", res.mac),
@@ -79,7 +82,7 @@ pub(super) fn check(r: &mut Report, cfg: &Config) {
         }
         if let Err(why) = lan_subnet(cfg, res.address) {
             r.error(format!("{at}.address"), format!("{}: {why}", res.address));
-        } else if !addrs.insert(res.address) {
+        } else if earlier.iter().any(|o| o.address == res.address) {
             r.error(
                 format!("{at}.address"),
                 format!("{} is reserved twice", res.address),

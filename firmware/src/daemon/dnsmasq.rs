@@ -19,22 +19,13 @@ use crate::dhcp::{render, PID_FILE};
 /// Why dnsmasq could not be asked to restart.
 #[derive(Debug, thiserror::Error)]
 pub enum RestartError {
-    #[error("reading {path}")]
-    ReadPid {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} holds no pid")]
-    BadPid { path: PathBuf },
-    #[error("pid {0} is not dnsmasq (a stale pid file)")]
-    NotDnsmasq(i32),
-    #[error("sending SIGTERM to dnsmasq (pid {pid})")]
-    Signal {
-        pid: i32,
-        #[source]
-        source: nix::Error,
-    },
+    #[error("reading dnsmasq's pid file")]
+    ReadPid(#[source] std::io::Error),
+    /// A pid file without a pid, or whose pid is not a dnsmasq (a stale file).
+    #[error("dnsmasq's pid file names no running dnsmasq ({0:?})")]
+    NotDnsmasq(String),
+    #[error("sending SIGTERM to dnsmasq")]
+    Signal(#[source] nix::Error),
 }
 
 /// What dnsmasq was rendered with before a commit (nothing without a run directory).
@@ -68,23 +59,18 @@ impl Rendered {
 
 /// Sends SIGTERM to the dnsmasq whose pid is in `run_dir/dnsmasq.pid`; returns its pid.
 pub fn restart(run_dir: &Path) -> Result<i32, RestartError> {
-    let path = run_dir.join(PID_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| RestartError::ReadPid {
-        path: path.clone(),
-        source,
-    })?;
-    let pid: i32 = text
-        .trim()
-        .parse()
+    let text = std::fs::read_to_string(run_dir.join(PID_FILE)).map_err(RestartError::ReadPid)?;
+    let text = text.trim();
+    let pid = text
+        .parse::<i32>()
         .ok()
         .filter(|p| *p > 1)
-        .ok_or(RestartError::BadPid { path })?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm.trim_end() != "dnsmasq" {
-        return Err(RestartError::NotDnsmasq(pid));
-    }
-    kill(Pid::from_raw(pid), Signal::SIGTERM)
-        .map_err(|source| RestartError::Signal { pid, source })?;
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim_end() == "dnsmasq")
+        })
+        .ok_or_else(|| RestartError::NotDnsmasq(text.to_string()))?;
+    kill(Pid::from_raw(pid), Signal::SIGTERM).map_err(RestartError::Signal)?;
     Ok(pid)
 }
 
@@ -111,11 +97,11 @@ mod tests {
     #[test]
     fn missing_or_garbled_pid_files_are_errors() {
         let d = dir("garbled");
-        assert!(matches!(restart(&d), Err(RestartError::ReadPid { .. })));
-        for text in ["", "x", "1", "-5"] {
+        assert!(matches!(restart(&d), Err(RestartError::ReadPid(_))));
+        for text in ["", "x", "1", "-5", "self"] {
             std::fs::write(d.join(PID_FILE), text).unwrap();
             assert!(
-                matches!(restart(&d), Err(RestartError::BadPid { .. })),
+                matches!(restart(&d), Err(RestartError::NotDnsmasq(_))),
                 "{text:?}"
             );
         }

@@ -35,7 +35,12 @@ fn field_problem(m: &Map<String, Value>) -> Option<(String, String)> {
                 v::<PortRange>(val).map(drop)
             }
             "internal_host" => v::<Ipv4Addr>(val).map(drop),
-            "device" => v::<config::MacAddr>(val).map(drop),
+            // Through String and FromStr: no second deserializer for MacAddr in the binary.
+            "device" => v::<String>(val).and_then(|s| {
+                s.parse::<config::MacAddr>()
+                    .map(drop)
+                    .map_err(serde::de::Error::custom)
+            }),
             "allow_from" => v::<Vec<Ipv4Net>>(val).map(drop),
             "rate_limit" => v::<config::RateLimit>(val).map(drop),
             "expires_at" => v::<Timestamp>(val).map(drop),

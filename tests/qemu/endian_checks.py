@@ -169,7 +169,7 @@ def readback(g, res, now, when):
               "\n".join(diff) or out0 + planned + ref + held)
 
     rc1, st = g.run(f"{PORTCULLIS} status --json", timeout=60)
-    rc2, nj = g.run("nft -j list ruleset", timeout=60)
+    rc2, nj = g.run("nft -j list ruleset 2>/dev/null", timeout=60)
     try:
         st, nj = json_after(st), json_after(nj)
     except ValueError as e:

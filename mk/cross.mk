@@ -62,6 +62,15 @@ BENCH_TRIPLE := x86_64-unknown-linux-musl
 triple_x86_64 := $(BENCH_TRIPLE)
 zig_x86_64-unknown-linux-musl := -target x86_64-linux-musl -mcpu=baseline
 rustflags_x86_64-unknown-linux-musl :=
+# Test only, not in CROSS_SHORT (not a product target, no size check): big-endian s390x, the one
+# big-endian Linux kernel Debian still ships (QEMU s390-ccw-virtio). The same code as the MIPS
+# builds, run on a real big-endian kernel by `make test-qemu-s390x` (docs/decisions.md).
+#   make cross-s390x cross-guest-tools-s390x
+S390X_TRIPLE := s390x-unknown-linux-musl
+triple_s390x := $(S390X_TRIPLE)
+zig_s390x-unknown-linux-musl := -target s390x-linux-musl -mcpu=z10
+rustflags_s390x-unknown-linux-musl :=
+qemu_s390x-unknown-linux-musl := qemu-s390x-static
 
 # MIPS_BIN etc.: where each product binary lands.
 cross_bin = $(CROSS_DIR)/$(1)/portcullis
@@ -93,7 +102,8 @@ CROSS_CARGO_FLAGS := --release -Zbuild-std=std,panic_abort -Zbuild-std-features=
 # The workspace to build (another checkout, e.g. a clean `git archive HEAD`, may be given).
 CROSS_SRC ?= $(CURDIR)
 
-.PHONY: cross cross-deps cross-toolchain test-cross bench-size $(addprefix cross-,$(CROSS_SHORT)) cross-x86_64
+.PHONY: cross cross-deps cross-toolchain test-cross bench-size $(addprefix cross-,$(CROSS_SHORT)) \
+	cross-x86_64 cross-s390x
 
 cross: $(addprefix cross-,$(CROSS_SHORT))
 
@@ -159,12 +169,16 @@ endef
 $(foreach s,$(CROSS_SHORT),$(eval $(call cross_guest_tools,$(s))))
 $(eval $(call cross_target,x86_64))
 cross-x86_64: $(CROSS_BIN)/$(BENCH_TRIPLE)-cc $(CROSS_BIN)/$(BENCH_TRIPLE)-ar
+$(eval $(call cross_target,s390x))
+$(eval $(call cross_guest_tools,s390x))
+cross-s390x cross-guest-tools-s390x: $(CROSS_BIN)/$(S390X_TRIPLE)-cc $(CROSS_BIN)/$(S390X_TRIPLE)-ar
 ## Where the bench's static musl build lands (tests/benches/portmap.rs measures it if present).
 MUSL_BENCH_BIN := $(call cross_bin,$(BENCH_TRIPLE))
 
 ## Every cross binary: fully static, correct machine, runs `--version` and `check` under qemu-user.
-test-cross: cross
-	tests/qemu/cross-test.sh $(CROSS_DIR) firmware/examples/home.json $(CROSS_TRIPLES)
+# Plus the big-endian test build (s390x), whose binary the s390x boot test runs.
+test-cross: cross cross-s390x
+	tests/qemu/cross-test.sh $(CROSS_DIR) firmware/examples/home.json $(CROSS_TRIPLES) $(S390X_TRIPLE)
 
 ## Stripped size per target plus per-dependency costs, written into BENCHMARKS.md.
 # The cost split needs symbols: an unstripped mipsel build in its own target dir (so the product

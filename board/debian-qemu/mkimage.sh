@@ -8,7 +8,7 @@
 #   board/common/post-build.sh       run on the staged rootfs, as Buildroot runs it
 #
 # usage: mkimage.sh ARCH CACHE OUTDIR [PORTCULLIS_BIN]
-#   ARCH mipsel|aarch64|armhf. Without PORTCULLIS_BIN the image has no portcullis (the boot-time
+#   ARCH mipsel|aarch64|armhf|s390x (s390x: big-endian test machine only). Without PORTCULLIS_BIN the image has no portcullis (the boot-time
 #   baseline). Writes OUTDIR/kernel, OUTDIR/initramfs.cpio and OUTDIR/modules (names loaded).
 # usage: mkimage.sh --test-overlay ARCH CACHE OUTDIR GUEST_DIR [GUEST_TOOLS_BIN]
 #   Writes OUTDIR/test-overlay.cpio: Debian's nft and wg with their libraries, the files in
@@ -19,16 +19,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
 mode=image
-if [ "${1:-}" = --test-overlay ]; then mode=test; shift; fi
+if [ "${1:-}" = --test-overlay ]; then mode="test"; shift; fi
 arch=$1 cache=$2 outdir=$3
 bin=${4:-}
 
 case $arch in
-mipsel) debarch=mipsel flavour=4kc-malta qemu_user=qemu-mipsel-static ;;
-aarch64) debarch=arm64 flavour=arm64 qemu_user=qemu-aarch64-static ;;
-armhf) debarch=armhf flavour=armmp-lpae qemu_user=qemu-arm-static ;;
-*) echo "mkimage: unknown ARCH '$arch' (mipsel, aarch64, armhf)" >&2; exit 2 ;;
+mipsel) debarch=mipsel qemu_user=qemu-mipsel-static ;;
+aarch64) debarch=arm64 qemu_user=qemu-aarch64-static ;;
+armhf) debarch=armhf qemu_user=qemu-arm-static ;;
+# Big-endian test machine for the kernel tests (not a router target): make test-qemu-s390x.
+s390x) debarch=s390x qemu_user=qemu-s390x-static ;;
+*) echo "mkimage: unknown ARCH '$arch' (mipsel, aarch64, armhf, s390x)" >&2; exit 2 ;;
 esac
+# The NIC drivers of the machine run-qemu.sh starts (after the router's modules).
+nic_list=$here/modules-$arch.list
+[ -f "$nic_list" ] || nic_list=$here/modules-pci.list
 
 lock_field() { # package -> "version"
 	awk -v a="$debarch" -v p="$1" '$1 == a && $3 == p { print $4 }' "$here/packages.lock"
@@ -49,12 +54,12 @@ if [ $mode = test ]; then
 	"$here/fetch-debs.sh" "$debarch" "$cache" test
 	root=$work/root
 	mkdir -p "$root"
-	for p in $(awk -v a="$debarch" '$1 == a && $2 == "test" { print $3 }' "$here/packages.lock"); do
+	while read -r p; do
 		dpkg-deb -x "$(deb_path "$p")" "$root"
-	done
+	done < <(awk -v a="$debarch" '$1 == a && $2 == "test" { print $3 }' "$here/packages.lock")
 	# Only what nft and wg need at run time: drop docs, locales, gconv, headers, other programs.
 	mv "$root/usr/bin/wg" "$work/wg"
-	rm -rf "$root/usr/share" "$root/usr/include" "$root"/usr/lib/*/gconv "$root/etc" "$root/usr/bin" \
+	rm -rf "${root:?}/usr/share" "${root:?}/usr/include" "$root"/usr/lib/*/gconv "${root:?}/etc" "${root:?}/usr/bin" \
 		"$root/sbin/ldconfig" "$root/usr/sbin/iconvconfig" "$root/usr/sbin/zic" "$root/usr/libexec"
 	install -D -m 0755 "$work/wg" "$root/usr/bin/wg"
 	cp -a "$guest/." "$root/"
@@ -68,7 +73,7 @@ fi
 kpkg=$(awk -v a="$debarch" '$1 == a && $3 ~ /^linux-image-/ { print $3 }' "$here/packages.lock")
 kver=${kpkg#linux-image-}
 
-# Kernel and the module closure of modules.list.
+# Kernel and the module closure of modules.list and the machine's NIC list.
 kdir=$work/kernel
 mkdir -p "$kdir"
 dpkg-deb -x "$(deb_path "$kpkg")" "$kdir"
@@ -79,7 +84,7 @@ root=$work/root
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules/"$kver",var/log}
 ln -s ../run "$root/var/run"
 : >"$root/etc/modules"
-for m in $(grep -v '^#' "$here/modules.list"); do
+while read -r m; do
 	deps=$(modprobe -d "$kdir" -S "$kver" --show-depends "$m" 2>&1) || {
 		echo "mkimage: warning: module $m not in $kpkg" >&2
 		continue
@@ -91,7 +96,7 @@ for m in $(grep -v '^#' "$here/modules.list"); do
 		cp "$path" "$root/lib/modules/$kver/$rel"
 	done <<<"$deps"
 	if grep -q '^insmod' <<<"$deps"; then echo "$m" >>"$root/etc/modules"; fi
-done
+done < <(grep -hvE '^(#|$)' "$here/modules.list" "$nic_list")
 cp "$kdir/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/"
 depmod -b "$root" "$kver"
 cp "$root/etc/modules" "$outdir/modules"

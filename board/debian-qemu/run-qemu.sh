@@ -13,6 +13,7 @@
 #   SERIAL     "interactive" (default: serial console + QEMU monitor on this terminal, Ctrl-A X
 #              quits) or "stdio" (serial only, for tests driving the console through a pipe)
 #   MEM        guest memory in MiB (default 256)
+# shellcheck disable=SC2054 # commas inside QEMU option values, not array separators
 set -euo pipefail
 arch=$1 kernel=$2
 shift 2
@@ -51,7 +52,14 @@ armhf)
 		-device e1000,netdev=lan,mac=52:54:00:12:34:02,romfile=)
 	console=ttyAMA0
 	;;
-*) echo "run-qemu: unknown ARCH '$arch' (mipsel, aarch64, armhf)" >&2; exit 2 ;;
+s390x)
+	# Big-endian test machine (not a router): virtio over channel I/O, console on the SCLP.
+	cmd=(qemu-system-s390x -M s390-ccw-virtio -cpu max
+		-device virtio-net-ccw,netdev=wan,mac=52:54:00:12:34:01
+		-device virtio-net-ccw,netdev=lan,mac=52:54:00:12:34:02)
+	console=ttysclp0
+	;;
+*) echo "run-qemu: unknown ARCH '$arch' (mipsel, aarch64, armhf, s390x)" >&2; exit 2 ;;
 esac
 cmd+=(-m "$MEM" -kernel "$kernel" -initrd "$initrd" -netdev "$wan" -netdev "$lan" -no-reboot
 	-append "console=$console rdinit=/init loglevel=4 panic=-1 ${APPEND:-}")

@@ -12,6 +12,15 @@ console:
     web server on a LAN host (a network namespace behind the router's LAN bridge);
   - the management port answers on the LAN side and not on the WAN side;
   - the WireGuard kernel module is available (a wireguard link can be created);
+  - the encodings that differ between little- and big-endian CPUs (the reason this test also
+    runs on s390x, a big-endian kernel): a config with allow-lists, a rate limit, an expiring
+    forward, a port range and a trigger (guest/etc/portcullis/endian-test-config.json) applied
+    through the daemon: the allow-list lets the host (10.0.2.2) through one forward and not
+    through another, the rate limit refuses and its kernel-built meter element is readable, and
+    what the kernel holds equals what the firmware planned and reports: every set element and
+    rule as Debian's nft lists them against `portcullis plan`; counters, installed ports and
+    element timeouts in `portcullis status --json` against `nft -j list ruleset`. Checked after
+    the change through the daemon and again after its restart (a full table install);
   - power-off is clean (init scripts stop, QEMU exits 0).
 
 Also: `--hang-check` proves that a hanging boot fails within the bound and prints the log.
@@ -35,10 +44,15 @@ import time
 import urllib.error
 import urllib.request
 
+import endian_checks
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 RUN_QEMU = os.path.join(TOP, "board", "debian-qemu", "run-qemu.sh")
 READY = re.compile(rb"portcullis-image: boot complete after ([0-9.]+)s uptime")
+# endian-test-config.json's forwards on the WAN (tests/qemu/endian_checks.py): allowed (from
+# 10.0.2.2), denied (only from 203.0.113.0/24), limited (rate limit), expiring (expires_at).
+ENDIAN_PORTS = (8081, 8082, 8083, 8084)
 
 
 class BootTimeout(Exception):
@@ -57,13 +71,16 @@ class Guest:
     def __init__(self, arch, kernel, initrds, tmp, append="", log=None):
         self.arch = arch
         self.ports = {"ui": free_port(), "wan_ui": free_port(), "wan_fwd": free_port()}
+        # The forwards of endian-test-config.json, by external port.
+        self.fwd_ports = {p: free_port() for p in ENDIAN_PORTS}
         initrd = os.path.join(tmp, "initrd.cpio")
         with open(initrd, "wb") as out:
             for part in initrds:
                 with open(part, "rb") as f:
                     shutil.copyfileobj(f, out)
         env = dict(os.environ, SERIAL="stdio", UI_PORT=str(self.ports["ui"]),
-                   WAN_FWD=f"{self.ports['wan_ui']}:80 {self.ports['wan_fwd']}:8080",
+                   WAN_FWD=f"{self.ports['wan_ui']}:80 {self.ports['wan_fwd']}:8080 "
+                           + " ".join(f"{h}:{p}" for p, h in self.fwd_ports.items()),
                    APPEND=append, TMPDIR=tmp)
         self.buf = bytearray()
         self.cond = threading.Condition()
@@ -243,6 +260,10 @@ def boot_test(args, res, tmp):
         res.check(status is None, "management port: nothing answers on the WAN side (10.0.2.15:80)",
                   f"{status} {body}")
 
+        # Big-endian-sensitive encodings: allow-lists, a rate limit, element timeouts, readback.
+        t0 = time.monotonic()
+        endian_now = endian_checks.run(g, res, http_get, token)
+
         # Supervision: the daemon killed outright comes back with its ruleset.
         rc, out = g.run("old=$(pidof portcullis); kill -9 $old; i=0; "
                         "while [ $i -lt 40 ]; do new=$(pidof portcullis); "
@@ -253,6 +274,10 @@ def boot_test(args, res, tmp):
                         "status --json", timeout=40)
         res.check(rc == 0 and re.search(r'"table_present": *true', out) is not None and "lanweb" in out,
                   "after the restart the ruleset is in place (portcullis status)", out)
+        if endian_now is not None:
+            # The restarted daemon installed the whole table from the saved config at once.
+            endian_checks.readback(g, res, endian_now, "after the restart")
+        print(f"ENDIAN-CHECKS {args.arch} {time.monotonic() - t0:.1f}s", flush=True)
 
         # Clean power-off: init scripts stop (the supervisor reports), QEMU exits 0.
         start = len(g.buf)
@@ -262,8 +287,12 @@ def boot_test(args, res, tmp):
             g.proc.wait(timeout=args.poweroff_timeout)
             g.reader.join(5)
             tail = g.serial_log(start)
+            # s390x: the SCLP console drops the kernel's last line ("reboot: Power down") when
+            # the machine stops; busybox's "Requesting system poweroff" precedes it.
+            down = "reboot: Power down" in tail or (
+                args.arch == "s390x" and "Requesting system poweroff" in tail)
             res.check(g.proc.returncode == 0 and "Stopping portcullis: " in tail
-                      and "portcullis: stopped" in tail and "reboot: Power down" in tail,
+                      and "portcullis: stopped" in tail and down,
                       f"clean power-off: services stopped, QEMU exited {g.proc.returncode}", tail)
         except subprocess.TimeoutExpired:
             res.check(False, f"power-off within {args.poweroff_timeout}s", g.serial_log(start))
@@ -322,7 +351,7 @@ def bench(args, res, tmp):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", required=True, choices=["mipsel", "aarch64", "armhf"])
+    p.add_argument("--arch", required=True, choices=["mipsel", "aarch64", "armhf", "s390x"])
     p.add_argument("--image", required=True, help="dir with kernel and initramfs.cpio")
     p.add_argument("--test-overlay", help="test-overlay.cpio")
     p.add_argument("--boot-timeout", type=float, default=150)

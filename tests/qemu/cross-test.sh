@@ -10,7 +10,11 @@ shift 2
 
 passed=0 failed=0
 ok() { echo "ok   $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/     | /' <<<"$2"; failed=$((failed + 1)); }
+bad() {
+	echo "FAIL $1"
+	[ -n "${2:-}" ] && while IFS= read -r l; do echo "     | $l"; done <<<"$2"
+	failed=$((failed + 1))
+}
 
 for triple in "$@"; do
 	bin=$cross_dir/$triple/portcullis
@@ -19,6 +23,8 @@ for triple in "$@"; do
 	mipsel-*) qemu=qemu-mipsel-static machine='LSB.*MIPS' ;;
 	armv7-*) qemu=qemu-arm-static machine='32-bit LSB.*ARM' ;;
 	aarch64-*) qemu=qemu-aarch64-static machine='64-bit LSB.*ARM aarch64' ;;
+	# Big-endian test build (the s390x boot test's binary), not a router target.
+	s390x-*) qemu=qemu-s390x-static machine='64-bit MSB.*S/390' ;;
 	*) bad "$triple: unknown triple"; continue ;;
 	esac
 	if [ ! -x "$bin" ]; then bad "$triple: $bin missing (run make cross)"; continue; fi

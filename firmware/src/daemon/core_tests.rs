@@ -201,6 +201,7 @@ fn rollback_disables_what_no_longer_fits_the_old_settings() {
     // Make the config fit the new subnet first, then change settings on trial.
     c.config.forwards.clear();
     c.config.triggers.clear();
+    c.config.dhcp = None;
     settings_on_trial(&mut c, s);
     let mut f = forward("tenten", 4000);
     f.internal_host = "10.0.0.5".parse().unwrap();

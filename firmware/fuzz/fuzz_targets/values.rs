@@ -11,6 +11,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let _ = portcullis::devices::parse_leases(text);
+    let _ = portcullis::portmap::neigh::parse_arp_on(text, "br-lan");
     if let Ok(t) = text.parse::<Timestamp>() {
         assert!(text.is_ascii());
         assert_eq!(t.to_string().parse::<Timestamp>(), Ok(t), "{text:?}");

@@ -37,3 +37,28 @@ image: image-check
 		BR2_EXTERNAL=$(CURDIR)/buildroot-external portcullis_$(BOARD)_defconfig
 	env -u MAKEFLAGS -u MAKEOVERRIDES -u MFLAGS -u ARCH make -C $(BR_OUT)
 	@echo "image: $(BR_OUT)/images/ (boot it with $(BR_OUT)/images/start-qemu.sh)"
+
+# Checks the external tree against a real Buildroot checkout (2024.02 LTS or newer), offline:
+#   make check-buildroot BUILDROOT=/path/to/buildroot
+# Loads every defconfig, fails on any line of ours Kconfig dropped (savedefconfig shows which lines
+# are mere defaults), checks show-info lists the portcullis package, and runs utils/check-package
+# on the tree and the board scripts (see mk/check-buildroot.sh). Without BUILDROOT it is skipped
+# with a message (CI machines have no Buildroot checkout), so `make test` can always call it.
+# check-package needs python3-magic and shellcheck (Debian packages).
+BR_CHECK_APT_PACKAGES := python3-magic shellcheck
+
+.PHONY: check-buildroot
+check-buildroot:
+	@if [ -n "$(BUILDROOT)" ]; then \
+		missing=""; for p in $(BR_CHECK_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+		if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi; \
+	fi
+	@if [ -z "$(BUILDROOT)" ]; then \
+		echo "check-buildroot: SKIPPED: BUILDROOT is not set (this machine has no Buildroot checkout;"; \
+		echo "  run it with: make check-buildroot BUILDROOT=/path/to/buildroot)"; \
+	elif [ ! -f "$(BUILDROOT)/Makefile" ] || [ ! -x "$(BUILDROOT)/utils/check-package" ]; then \
+		echo "check-buildroot: BUILDROOT=$(BUILDROOT) is not a Buildroot checkout"; exit 2; \
+	else \
+		mk/check-buildroot.sh "$(BUILDROOT)" "$(abspath $(OUT))/buildroot-check" "$(abspath $(CROSS_DIR))"; \
+	fi

@@ -12,7 +12,8 @@
 # Then `utils/check-package -b` on the whole external tree and on the board files the defconfigs
 # use (overlay init scripts, post-build/post-image scripts: Buildroot checks its own board/ and
 # overlay scripts the same way, shellcheck included). Any warning fails.
-# PREBUILT_ROOT is what `make image` passes as BR2_PACKAGE_PORTCULLIS_PREBUILT_DIR's parent.
+# PREBUILT_ROOT: $(OUT)/cross; like `make image`, the check sets BR2_PACKAGE_PORTCULLIS_PREBUILT_DIR
+# (to PREBUILT_ROOT/x: nothing is built, so no binary is needed).
 set -u
 BR=$1
 WORK=$2

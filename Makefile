@@ -69,6 +69,7 @@ test: deps lint
 	PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(CARGO) test --workspace -- --test-threads=8
 	$(MAKE) fuzz-ci
 	$(MAKE) test-cross test-qemu
+	$(MAKE) check-kernel-config check-buildroot
 
 ## Benchmarks; results go to BENCHMARKS.md by hand with the command that produced them.
 bench: release

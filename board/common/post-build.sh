@@ -17,6 +17,18 @@ if [ -n "$NETIF_CONF" ]; then
 	install -m 0644 "$NETIF_CONF" "$TARGET_DIR/etc/portcullis/netif.conf"
 fi
 
+# dnsmasq serves DHCP and DNS under our supervisor /etc/init.d/S40dnsmasq (rootfs overlay), with
+# the config portcullis renders into its run dir. Buildroot's dnsmasq package adds its own
+# /etc/init.d/S80dnsmasq, which would start a second dnsmasq on the same ports, and a default
+# /etc/dnsmasq.conf (read by a dnsmasq started without --conf-file) would conflict: remove both
+# when present (the images from Debian parts have neither).
+for f in "$TARGET_DIR/etc/init.d/S80dnsmasq" "$TARGET_DIR/etc/dnsmasq.conf"; do
+	if [ -e "$f" ]; then
+		rm -f "$f"
+		echo "post-build: removed ${f#"$TARGET_DIR"} (dnsmasq runs under /etc/init.d/S40dnsmasq)"
+	fi
+done
+
 # Init scripts must be executable (overlays copied from some checkouts lose the bit).
 chmod 0755 "$TARGET_DIR"/etc/init.d/S* "$TARGET_DIR/etc/portcullis/udhcpc.script"
 

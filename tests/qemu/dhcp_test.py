@@ -179,8 +179,10 @@ def scenario(v, host, mac):
     ok, lease = v.poll(lambda: (lambda l: (bool(l.get("ip")), l))(v.lease()), 60)
     v.check(ok and in_pool(lease.get("ip")), f"udhcpc got {lease.get('ip')} (pool 192.168.1.100-249)",
             v.lan(f"events {v.tag}")[1] + str(lease))
-    v.check(lease.get("router") == "192.168.1.1" and lease.get("dns") == "192.168.1.1",
-            f"router {lease.get('router')}, DNS {lease.get('dns')} (both the router, 192.168.1.1)", lease)
+    v.check(lease.get("router") == "192.168.1.1" and lease.get("dns") == "192.168.1.1"
+            and lease.get("serverid") == "192.168.1.1",
+            f"router {lease.get('router')}, DNS {lease.get('dns')}, from server {lease.get('serverid')} "
+            "(all the router, 192.168.1.1)", lease)
     rc, out = v.client("ip route")
     v.check(re.search(r"^default via 192\.168\.1\.1 ", out, re.M) is not None,
             "the client's default route is via 192.168.1.1", out)
@@ -207,7 +209,7 @@ def scenario(v, host, mac):
         v.lan(f"renew {v.tag}")
         ok, lease2 = v.poll(lambda: (lambda l: (l.get("ip") == RESERVED, l))(v.lease()), 30)
     _, events = v.lan(f"events {v.tag}")
-    v.check(ok and lease2.get("router") == "192.168.1.1",
+    v.check(ok and lease2.get("router") == "192.168.1.1" and lease2.get("serverid") == "192.168.1.1",
             f"after renewing, the client has the reserved {RESERVED} (was {lease.get('ip')})",
             events + str(lease2))
     rc, out = v.client(f"ip -4 addr show {v.tag}-b")

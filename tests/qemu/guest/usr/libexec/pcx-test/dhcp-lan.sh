@@ -31,7 +31,7 @@ new_ns() { # file -> pid of a process holding a new network namespace (written t
 veth() { # a b: a veth pair (busybox ip ignores "peer name": rename the kernel's name for it)
 	ip link add "$1" type veth || return 1
 	peer=$(ip -o link show "$1" | sed -n 's/^[0-9]*: [^@]*@\([^:]*\):.*/\1/p')
-	[ -n "$peer" ] && ip link set "$peer" name "$2"
+	ip link set "${peer:-veth0}" name "$2"
 }
 wait_for() { # tries cmd... every 0.1 s, at most $1 tries
 	n=$1
@@ -42,6 +42,10 @@ wait_for() { # tries cmd... every 0.1 s, at most $1 tries
 		[ $i -ge "$n" ] && return 1
 		usleep 100000
 	done
+}
+
+answers() { # pid name server address: the server in that namespace answers name with address
+	nsenter -t "$1" -n nslookup -type=a "$2" "$3" 2>&1 | grep -q "^Address: *$4$"
 }
 
 tag=$2
@@ -55,8 +59,18 @@ client-up)
 		ip link set "$tag-b" netns "$p" &&
 		ip link set "$tag-a" master lan0 &&
 		ip link set "$tag-a" up &&
-		nsenter -t "$p" -n sh -c "ip link set lo up && ip link set $tag-b up" &&
-		echo "dhcp-lan: client $tag up ($mac)"
+		nsenter -t "$p" -n sh -c "ip link set lo up && ip link set $tag-b up" || exit 1
+	# QEMU's user-mode network behind the LAN NIC runs a DHCP server of its own: isolate the
+	# NIC's bridge port and the client's (isolated ports do not exchange frames; both still
+	# reach the router, the bridge itself), so that only the router's dnsmasq answers.
+	for d in /sys/class/net/lan0/brif/*; do
+		n=${d##*/}
+		if [ -e "/sys/class/net/$n/device" ]; then
+			echo 1 >"/sys/class/net/$n/brport/isolated" && echo "$n" >>"$S/$tag.isolated"
+		fi
+	done
+	echo 1 >"/sys/class/net/$tag-a/brport/isolated" &&
+		echo "dhcp-lan: client $tag up ($mac; isolated from $(cat "$S/$tag.isolated"))"
 	;;
 udhcpc)
 	p=$(nspid "$tag.client")
@@ -93,7 +107,7 @@ upstream-up)
 		--address=/example.test/198.51.100.7 --log-queries --log-facility="$S/$tag.upstream.log" \
 		</dev/null >>"$S/$tag.upstream.out" 2>&1 &
 	echo $! >"$S/$tag.upstream.dnsmasq"
-	if wait_for 100 nsenter -t "$p" -n nslookup example.test 203.0.113.53; then
+	if wait_for 100 answers "$p" example.test 203.0.113.53 198.51.100.7; then
 		echo "dhcp-lan: upstream $tag answers on 203.0.113.53"
 	else
 		cat "$S/$tag.upstream.out"
@@ -104,6 +118,7 @@ down)
 	for f in udhcpc.pid upstream.dnsmasq client.pid upstream.pid; do
 		[ -f "$S/$tag.$f" ] && kill "$(cat "$S/$tag.$f")" 2>/dev/null
 	done
+	[ -f "$S/$tag.isolated" ] && while read -r n; do echo 0 >"/sys/class/net/$n/brport/isolated"; done <"$S/$tag.isolated"
 	ip link del "$tag-a" 2>/dev/null
 	ip link del "$tag-u" 2>/dev/null
 	rm -f "$S/$tag".* "$S/$tag"-*

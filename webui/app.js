@@ -250,9 +250,13 @@
     return btn;
   }
 
+  // Devices and the dhcp section, read with the forward list for the form's device picker.
+  var fwdCtx = {};
   function listPage(kind) {
-    var plural = kind + 's', path = '/' + plural;
-    return api('GET', path).then(function (r) {
+    var plural = kind + 's', path = '/' + plural, pick = kind === 'forward' && window.Portcullis.devicePicker;
+    return Promise.all([api('GET', path), pick ? api('GET', '/devices') : null, pick ? api('GET', '/dhcp') : null]).then(function (rs) {
+      var r = rs[0];
+      fwdCtx = pick && rs[1].ok && rs[2].ok ? { devices: rs[1].body.devices, dhcp: rs[2].body.dhcp, tag: rs[2].etag } : {};
       var items = r.body[plural] || [], status = {};
       (r.body.status || []).forEach(function (s) { status[s.name] = s; });
       var form = kind === 'forward' ? forwardForm(null, items.length) : triggerForm(null, items.length);
@@ -264,7 +268,7 @@
           td('Name', it.name),
           kind === 'forward' ? [
             td('Port', proto(it.protocol) + ' ' + it.external_port),
-            td('Goes to', it.internal_host + ':' + (it.internal_port || it.external_port)),
+            td('Goes to', (it.device ? window.Portcullis.deviceName(fwdCtx, it.device) : it.internal_host) + ':' + (it.internal_port || it.external_port)),
             td('Who may reach it', it.allow_from && it.allow_from.length ? it.allow_from.join(', ') : h('span', { 'class': 'anyone', text: 'anyone' })),
             td('Expires', it.expires_at ? when(it.expires_at) : 'never')
           ] : [
@@ -318,11 +322,12 @@
         orig ? h('button', { type: 'button', 'class': 'secondary', text: 'Cancel', onclick: route }) : null));
   }
   function forwardForm(orig, index) {
-    var o = orig || {};
+    var o = orig || {}, P = window.Portcullis, pick = P.devicePicker ? P.devicePicker(o, fwdCtx) : null;
     var f = formShell('fwd-form', orig ? 'Edit forward ' + o.name : 'Add a forward', [
       field('Name', 'name', { form: 'fwd', value: o.name, hint: 'a-z, 0-9, - and _; up to 24 characters' }),
       field('Protocol', 'protocol', { form: 'fwd', options: [['tcp', 'TCP'], ['udp', 'UDP'], ['both', 'TCP and UDP']], value: o.protocol || 'tcp' }),
       field('External port', 'external_port', { form: 'fwd', value: o.external_port, inputmode: 'numeric', hint: 'The port on the internet side: 8080, or a range like 8000-8010' }),
+      pick && pick.el,
       field('LAN host', 'internal_host', { form: 'fwd', value: o.internal_host, placeholder: '192.168.1.10' }),
       field('LAN port', 'internal_port', { form: 'fwd', value: o.internal_port, inputmode: 'numeric', hint: 'Empty: same as the external port' }),
       field('Who may connect (allow-list)', 'allow_from', { form: 'fwd', area: true, value: (o.allow_from || []).join('\n'),
@@ -349,8 +354,10 @@
         body.expires_at = new Date(Date.now() + hrs * 3600000).toISOString().replace(/\.\d+Z$/, 'Z');
       }
       if (body.enabled === undefined) body.enabled = true;
-      submitItem(f, 'forward', orig, index, body);
+      clearErrors(f);
+      (pick ? pick.finish(f, body) : Promise.resolve(true)).then(function (ok) { if (ok) submitItem(f, 'forward', orig, index, body); });
     });
+    if (pick) pick.ready();
     return f;
   }
   function triggerForm(orig, index) {

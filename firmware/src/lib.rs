@@ -6,6 +6,8 @@
 pub mod config;
 pub mod daemon;
 pub mod delta;
+pub mod devices;
+pub mod dhcp;
 pub mod engine;
 pub mod facts;
 pub mod names;

@@ -11,6 +11,7 @@ use portcullis::engine::{Engine, EngineError};
 use portcullis::portmap::table::Policy;
 use portcullis::{facts, plan, readback, render, status, web};
 
+mod dhcp_cmd;
 mod serve;
 mod vpn_cmd;
 use serve::serve;
@@ -39,6 +40,8 @@ commands:
                  comma-separated; the private key is stored in vpn.key (0600)
   vpn on|off     switch the imported tunnel on or off
   vpn remove     remove the tunnel and forget its key
+  dhcp-config    print the dnsmasq config file for SAVED (DHCP pool, reservations,
+                 local DNS); a broken SAVED gives what safe mode salvages of it
   set-password   read a new web UI admin password from standard input (console
                  recovery when web.json is lost or damaged)
   --version      print the version
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         ["status", "--json"] => status_cmd(&saved, true),
         ["serve"] => serve(&saved, &run_dir, listen, trial_secs),
         ["set-password"] => set_password(&saved),
+        ["dhcp-config"] => dhcp_cmd::dhcp_config(&saved, &run_dir),
         ["vpn", rest @ ..] => vpn_cmd::vpn(&saved, rest),
         _ => usage_error("unknown command or wrong arguments"),
     }
@@ -118,7 +122,7 @@ fn count(n: usize, noun: &str) -> String {
 }
 
 /// Writes to stdout; a closed pipe (`portcullis plan | head`) is not an error worth a panic.
-fn stdout(text: &str) {
+pub(crate) fn stdout(text: &str) {
     use std::io::Write as _;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

@@ -117,7 +117,7 @@ fn start_web(
 
 /// What `serve` starts from: the saved config, or what can be salvaged of a broken one
 /// (interface names and the UI port, so the safe ruleset and the UI have a LAN).
-fn start_state(saved: &std::path::Path) -> daemon::Start {
+pub(crate) fn start_state(saved: &std::path::Path) -> daemon::Start {
     let e = match Config::load(saved) {
         Ok(c) => return daemon::Start::Config(Box::new(c)),
         Err(e) => e,

@@ -16,6 +16,7 @@ pub mod browser;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod dnsmasq;
 pub mod flow;
 pub mod json;
 pub mod netns;

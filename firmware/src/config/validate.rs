@@ -10,6 +10,10 @@ use std::net::Ipv4Addr;
 
 use super::{Config, Forward, Ipv4Net, PortRange, Protocol, Timestamp, Trigger};
 
+// The file sits next to this one (config/dhcp_check.rs), not in validate/.
+#[path = "dhcp_check.rs"]
+mod dhcp_check;
+
 /// Ports the router serves itself on UDP/TCP, besides the web UI; forwarding them would
 /// shadow the router's own service for hairpinned LAN clients and confuse the owner.
 pub const RESERVED_PORTS: &[(u8, u16, &str)] = &[
@@ -216,6 +220,7 @@ pub fn validate(cfg: &Config, now: Timestamp) -> Report {
     check_kernel_elements(&mut r, cfg);
     super::upnp::check(&mut r, cfg);
     super::vpn_check::check(&mut r, cfg);
+    dhcp_check::check(&mut r, cfg);
     r
 }
 
@@ -257,22 +262,27 @@ fn check_kernel_elements(r: &mut Report, cfg: &Config) {
     }
 }
 
-/// Errors for forwards that no LAN host can ever answer: `internal_host` is one of the
-/// router's own addresses (`router_addrs`, read from its interfaces, which the config does
+/// Errors for forwards that no LAN host can ever answer: their target (`internal_host`, or
+/// the reserved address of `device`) is one of the router's own addresses, and for
+/// reservations of one of the router's own addresses (`router_addrs`, read from its interfaces, which the config does
 /// not hold). The caller adds this to [`validate`]'s report before applying.
 pub fn validate_host(cfg: &Config, router_addrs: &[Ipv4Addr]) -> Report {
     let mut r = Report::default();
     for (i, f) in cfg.forwards.iter().enumerate() {
-        if router_addrs.contains(&f.internal_host) {
+        let host = cfg.forward_host(f);
+        if router_addrs.contains(&host) {
+            let field = if f.device.is_some() {
+                "device"
+            } else {
+                "internal_host"
+            };
             r.error(
-                format!("forwards[{i}].internal_host"),
-                format!(
-                    "{} is the router's own address; forward to a host on the LAN",
-                    f.internal_host
-                ),
+                format!("forwards[{i}].{field}"),
+                format!("{host} is the router's own address; forward to a host on the LAN"),
             );
         }
     }
+    dhcp_check::check_router_addrs(&mut r, cfg, router_addrs);
     r
 }
 
@@ -374,26 +384,32 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
             ),
         );
     }
-    let host = f.internal_host;
-    match cfg.lan.subnets.iter().find(|n| n.contains(host)) {
+    let host = cfg.forward_host(f);
+    match dhcp_check::check_target(r, cfg, at, f)
+        .map(|t| (t, cfg.lan.subnets.iter().find(|n| n.contains(host))))
+    {
+        None => {}
         // A disabled forward installs nothing, so it may wait for its subnet (a settings
         // rollback disables, never deletes, forwards that no longer fit).
-        None if !f.enabled => r.warn(
-            format!("{at}.internal_host"),
+        Some((field, None)) if !f.enabled => r.warn(
+            format!("{at}.{field}"),
             format!(
                 "{host} is not inside a LAN subnet ({}); the forward stays disabled",
                 subnets(cfg)
             ),
         ),
-        None => r.error(
-            format!("{at}.internal_host"),
+        Some((field, None)) => r.error(
+            format!("{at}.{field}"),
             format!("{host} is not inside a LAN subnet ({})", subnets(cfg)),
         ),
-        Some(n) if n.prefix_len() <= 30 && (host == n.network() || host == n.broadcast()) => r
-            .error(
-                format!("{at}.internal_host"),
+        Some((field, Some(n)))
+            if n.prefix_len() <= 30 && (host == n.network() || host == n.broadcast()) =>
+        {
+            r.error(
+                format!("{at}.{field}"),
                 format!("{host} is the network or broadcast address of {n}"),
-            ),
+            )
+        }
         Some(_) => {}
     }
     for (j, a) in f.allow_from.iter().enumerate() {
@@ -513,5 +529,7 @@ fn subnets(cfg: &Config) -> String {
         .join(", ")
 }
 
+#[cfg(test)]
+mod dhcp_tests;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,10 @@ pub enum Command {
     },
     /// Config, status, trial and health read at one moment.
     Snapshot { reply: Sender<Snapshot> },
+    /// The LAN's devices (leases, neighbour table, reservations).
+    Devices {
+        reply: Sender<super::devices::DevicesView>,
+    },
     /// Re-read the saved config from disk and install it.
     Reload {
         reply: Sender<Result<Applied, EditError>>,
@@ -44,6 +48,7 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Command::Edit { .. } => "Edit",
             Command::Snapshot { .. } => "Snapshot",
+            Command::Devices { .. } => "Devices",
             Command::Reload { .. } => "Reload",
             Command::Confirm { .. } => "Confirm",
             Command::Portmap(..) => "Portmap",
@@ -104,6 +109,11 @@ impl Handle {
 
     pub fn snapshot(&self) -> Result<Snapshot, CallError> {
         self.call(|reply| Command::Snapshot { reply })
+    }
+
+    /// The LAN's devices, read by the owner.
+    pub fn devices(&self) -> Result<super::devices::DevicesView, CallError> {
+        self.call(|reply| Command::Devices { reply })
     }
 
     /// The config in force.

@@ -9,6 +9,8 @@
 
 pub mod control;
 pub mod core;
+mod devices;
+pub mod dnsmasq;
 pub mod edit;
 mod handle;
 pub mod leases;
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use self::core::Health;
 use self::core::{Core, Event, Proposal, Trial, TrialChange};
+pub use self::devices::DevicesView;
 pub use self::edit::{etag, Applied, Edit, EditError, Kind, Settings};
 pub use self::handle::{CallError, Command, Handle, Snapshot, TrialInfo};
 pub use self::leases::{DaemonMapper, PortmapCall, PortmapReply, PortmapView, LEASES_FILE};
@@ -111,6 +114,8 @@ struct Owner {
     leases_dirty: bool,
     /// The WireGuard tunnel and the provider's port.
     vpn: vpn::OwnerVpn,
+    /// When each LAN device was last in the neighbour table.
+    seen: crate::devices::Seen,
 }
 
 impl Owner {
@@ -145,6 +150,7 @@ impl Owner {
             audit_gate: leases::AuditGate::default(),
             leases_saved: None,
             leases_dirty: false,
+            seen: Default::default(),
         }
     }
 
@@ -168,6 +174,7 @@ impl Owner {
                 // A tunnel the kernel refused is retried; one in place is looked at.
                 self.vpn_sync(now);
                 self.vpn_check(now);
+                self.see_devices(now);
                 last_poll = Some(Instant::now());
             }
             self.flush_leases(false);
@@ -293,6 +300,9 @@ impl Owner {
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot(now));
             }
+            Command::Devices { reply } => {
+                let _ = reply.send(self.devices(now));
+            }
             Command::Confirm { reply } => {
                 let had = self.core.confirm();
                 if had {
@@ -355,6 +365,7 @@ impl Owner {
         if let TrialChange::Set(t) = &p.trial {
             self.write_trial(Some(t));
         }
+        let dns = dnsmasq::Rendered::of(self.opts.run_dir.as_deref(), &self.core.config);
         // Mappings the new config no longer allows close with it, in the same batch.
         let mut table = self.table.clone();
         let closed = table.reconcile(&self.policy(&p.config), now);
@@ -367,6 +378,7 @@ impl Owner {
             Err(e @ EngineError::Differs(_)) => {
                 let saved = self.engine.save(&p.config);
                 self.core.commit(&p, now);
+                dns.follow(&self.core.config);
                 self.save_trial();
                 self.table = table;
                 self.save_leases();
@@ -397,6 +409,7 @@ impl Owner {
         let saved = self.engine.save(&p.config);
         // The kernel holds the new table now: the state must say so even if saving failed.
         self.core.commit(&p, now);
+        dns.follow(&self.core.config);
         self.save_trial();
         self.table = table;
         self.save_leases();

@@ -40,6 +40,28 @@ pub fn parse_arp_in(text: &str, nets: &[crate::config::Ipv4Net]) -> Vec<MacAddr>
     macs
 }
 
+/// The text of /proc/net/arp (empty when it cannot be read).
+pub fn table_text() -> String {
+    std::fs::read_to_string(ARP_TABLE).unwrap_or_default()
+}
+
+/// The complete entries (flag `ATF_COM`, 0x2, of `<linux/if_arp.h>`) of the table's
+/// text (see [`parse_arp`]) on interface `dev`: (address, MAC) in the table's order.
+pub fn parse_arp_on(text: &str, dev: &str) -> Vec<(Ipv4Addr, MacAddr)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [ip, _, flags, mac, _, on] = f[..] else {
+                return None;
+            };
+            let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
+            let mac: MacAddr = mac.parse().ok()?;
+            (on == dev && flags & 2 != 0 && mac.0 != [0; 6]).then_some((ip.parse().ok()?, mac))
+        })
+        .collect()
+}
+
 /// The complete entries of the table's text (see [`parse_arp`]).
 fn entries(text: &str) -> impl Iterator<Item = (Ipv4Addr, MacAddr)> + '_ {
     text.lines().skip(1).filter_map(|line| {
@@ -91,6 +113,20 @@ garbage
             parse_arp_in(&t, &[net("192.168.1.30/32")]).is_empty(),
             "incomplete"
         );
+    }
+
+    #[test]
+    fn complete_entries_of_one_interface() {
+        let t = format!("{TABLE}192.168.1.70 0x1 0x6 aa:bb:cc:dd:ee:07 * br-lan\n\
+             10.0.0.1 0x1 0x2 aa:bb:cc:dd:ee:09 * wan\n192.168.1.80 0x1 0x2 aa:bb:cc:dd:ee:08 * br-lan extra\n");
+        let ip = |last| Ipv4Addr::new(192, 168, 1, last);
+        let mac = |b| MacAddr([0xaa, 0xbb, 0xcc, 0xdd, 0xee, b]);
+        assert_eq!(
+            parse_arp_on(&t, "br-lan"),
+            vec![(ip(20), mac(1)), (ip(70), mac(7))]
+        );
+        assert_eq!(parse_arp_on(&t, "lan"), vec![]);
+        assert_eq!(parse_arp_on("", "br-lan"), vec![]);
     }
 
     #[test]

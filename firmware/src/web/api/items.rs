@@ -35,6 +35,7 @@ fn field_problem(m: &Map<String, Value>) -> Option<(String, String)> {
                 v::<PortRange>(val).map(drop)
             }
             "internal_host" => v::<Ipv4Addr>(val).map(drop),
+            "device" => v::<config::MacAddr>(val).map(drop),
             "allow_from" => v::<Vec<Ipv4Net>>(val).map(drop),
             "rate_limit" => v::<config::RateLimit>(val).map(drop),
             "expires_at" => v::<Timestamp>(val).map(drop),
@@ -297,4 +298,24 @@ pub(super) fn trigger_put(app: &App, call: &Call<'_>) -> Response {
 }
 pub(super) fn trigger_delete(app: &App, call: &Call<'_>) -> Response {
     remove(app, call, Kind::Trigger)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_problem;
+
+    fn problem(json: &str) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        field_problem(v.as_object().unwrap()).map(|(f, _)| f)
+    }
+
+    #[test]
+    fn a_forwards_device_is_a_mac() {
+        assert_eq!(problem(r#"{"device": "aa:bb:cc:dd:ee:ff"}"#), None);
+        assert_eq!(
+            problem(r#"{"device": "not-a-mac"}"#).as_deref(),
+            Some("device")
+        );
+        assert_eq!(problem(r#"{"device": 5}"#).as_deref(), Some("device"));
+    }
 }

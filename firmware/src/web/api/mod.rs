@@ -4,12 +4,14 @@
 //! (setup, login, sessions, password), `views` (exposure, log, system), `items` (forward
 //! and trigger CRUD), `backup` (backup, restore, settings, trial) `upnp` (the `upnp`
 //! section, live port mappings and the approval queue) and `vpn` (the WireGuard tunnel:
-//! its section, the provider's file import and the live state).
+//! its section, the provider's file import and the live state), `devices` (LAN devices
+//! and the `dhcp` section).
 //!
 //! Handlers change the router only through the daemon [`Handle`], one [`Edit`] per
 //! request, and read it only through one [`Snapshot`] per request.
 
 mod backup;
+mod devices;
 mod items;
 mod login;
 pub mod routes;
@@ -449,6 +451,7 @@ pub fn fuzz_bodies(data: &[u8]) {
     let _ = upnp::parse_decision(data);
     let _ = vpn::parse_vpn(data);
     let _ = vpn::parse_import(data);
+    let _ = devices::parse_dhcp(data);
     if let Ok(m) = body_object(data) {
         let _ = string_field(&m, "password");
     }

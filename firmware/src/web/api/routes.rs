@@ -1,6 +1,6 @@
 //! The route table: every API route, who may call it, and its handler.
 
-use super::{backup, items, login, upnp, views, vpn, App, Call};
+use super::{backup, devices, items, login, upnp, views, vpn, App, Call};
 use crate::web::http::Response;
 
 /// Who may call a route.
@@ -118,6 +118,10 @@ pub static ROUTES: &[Route] = &[
         Session,
         upnp::pending_decide
     ),
+    route!("GET", "/api/v1/devices", Session, devices::devices_get),
+    route!("GET", "/api/v1/dhcp", Session, devices::dhcp_get),
+    route!("PUT", "/api/v1/dhcp", Session, devices::dhcp_put),
+    route!("DELETE", "/api/v1/dhcp", Session, devices::dhcp_delete),
     route!("GET", "/api/v1/vpn", Session, vpn::vpn_get),
     route!("PUT", "/api/v1/vpn", Session, vpn::vpn_put),
     route!("DELETE", "/api/v1/vpn", Session, vpn::vpn_delete),

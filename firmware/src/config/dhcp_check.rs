@@ -1,0 +1,162 @@
+//! Validation of the `dhcp` section and of forwards that target a device
+//! (`forwards[].device`). Hooked from [`super::validate`]; every refusal names the field.
+//!
+//! Limits follow dnsmasq(8) 2.90 (shortest lease 120 s) and RFC 1035 §2.3.1 / RFC 1123
+//! §2.1 for host names (labels of 1 to 63 letters, digits and `-`, not starting or ending
+//! with `-`).
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use super::Report;
+use crate::config::{Config, Forward, Ipv4Net, MIN_LEASE_SECS};
+
+/// Longest lease accepted, seconds (one year).
+pub const MAX_LEASE_SECS: u32 = 31_536_000;
+/// Most labels in `dhcp.domain` (`lan`, `home.arpa`, ...).
+const MAX_DOMAIN_LABELS: usize = 4;
+
+/// Checks the `dhcp` section: the pool, the lease time, the domain and the reservations.
+pub(super) fn check(r: &mut Report, cfg: &Config) {
+    let Some(d) = &cfg.dhcp else {
+        return;
+    };
+    match lan_subnet(cfg, d.start) {
+        Err(why) => r.error("dhcp.start", format!("{}: {why}", d.start)),
+        Ok(n) if !n.contains(d.end) => r.error(
+            "dhcp.end",
+            format!("{} is not in {n}, the subnet of dhcp.start", d.end),
+        ),
+        Ok(_) if d.start > d.end => r.error(
+            "dhcp.end",
+            format!("{} comes before dhcp.start {}", d.end, d.start),
+        ),
+        Ok(_) => {
+            if let Err(why) = lan_subnet(cfg, d.end) {
+                r.error("dhcp.end", format!("{}: {why}", d.end));
+            }
+        }
+    }
+    if !(MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&d.lease_secs) {
+        r.error(
+            "dhcp.lease_secs",
+            format!("must be {MIN_LEASE_SECS} (dnsmasq's shortest) to {MAX_LEASE_SECS} seconds"),
+        );
+    }
+    let labels: Vec<&str> = d.domain.split('.').collect();
+    if labels.len() > MAX_DOMAIN_LABELS || !labels.iter().all(|l| is_label(l)) {
+        r.error(
+            "dhcp.domain",
+            format!(
+                "`{}`: 1 to {MAX_DOMAIN_LABELS} labels separated by dots, each 1 to 63 \
+                 letters, digits and -, not starting or ending with -",
+                d.domain.escape_debug()
+            ),
+        );
+    }
+    let (mut names, mut macs, mut addrs) = (HashSet::new(), HashSet::new(), HashSet::new());
+    for (i, res) in d.reservations.iter().enumerate() {
+        let at = format!("dhcp.reservations[{i}]");
+        if !is_label(&res.name) {
+            r.error(
+                format!("{at}.name"),
+                format!(
+                    "`{}`: 1 to 63 letters, digits and -, not starting or ending with -",
+                    res.name.escape_debug()
+                ),
+            );
+        } else if !names.insert(res.name.to_ascii_lowercase()) {
+            r.error(
+                format!("{at}.name"),
+                format!("`{}` is used twice", res.name),
+            );
+        }
+        if !macs.insert(res.mac) {
+            r.error(
+                format!("{at}.mac"),
+                format!("{} already has a reservation", res.mac),
+            );
+        }
+        if let Err(why) = lan_subnet(cfg, res.address) {
+            r.error(format!("{at}.address"), format!("{}: {why}", res.address));
+        } else if !addrs.insert(res.address) {
+            r.error(
+                format!("{at}.address"),
+                format!("{} is reserved twice", res.address),
+            );
+        }
+        if res.comment.chars().count() > 200 {
+            r.error(format!("{at}.comment"), "at most 200 characters");
+        }
+    }
+}
+
+/// Checks how forward `f` (at `at`, e.g. `forwards[3]`) names its target. Returns the
+/// field the target's address is reported under (`internal_host` or `device`), or None
+/// when there is no address to check further (the error is already recorded).
+pub(super) fn check_target(
+    r: &mut Report,
+    cfg: &Config,
+    at: &str,
+    f: &Forward,
+) -> Option<&'static str> {
+    let Some(mac) = &f.device else {
+        if f.internal_host.is_unspecified() {
+            r.error(format!("{at}.internal_host"), "required (or device)");
+            return None;
+        }
+        return Some("internal_host");
+    };
+    if !f.internal_host.is_unspecified() {
+        r.error(
+            format!("{at}.internal_host"),
+            "give internal_host or device, not both",
+        );
+        return None;
+    }
+    if cfg.dhcp.as_ref().and_then(|d| d.reservation(mac)).is_none() {
+        r.error(
+            format!("{at}.device"),
+            format!("{mac}: no reservation with this MAC in dhcp.reservations"),
+        );
+        return None;
+    }
+    Some("device")
+}
+
+/// Router addresses used as reservation addresses (see [`super::validate_host`]).
+pub(super) fn check_router_addrs(r: &mut Report, cfg: &Config, router_addrs: &[Ipv4Addr]) {
+    let Some(d) = &cfg.dhcp else {
+        return;
+    };
+    for (i, res) in d.reservations.iter().enumerate() {
+        if router_addrs.contains(&res.address) {
+            r.error(
+                format!("dhcp.reservations[{i}].address"),
+                format!("{} is the router's own address", res.address),
+            );
+        }
+    }
+}
+
+/// The LAN subnet holding `a` as a host address, or why it is none.
+fn lan_subnet(cfg: &Config, a: Ipv4Addr) -> Result<&Ipv4Net, &'static str> {
+    let n = cfg
+        .lan
+        .subnets
+        .iter()
+        .find(|n| n.contains(a))
+        .ok_or("not inside a LAN subnet (lan.subnets)")?;
+    if n.prefix_len() <= 30 && (a == n.network() || a == n.broadcast()) {
+        return Err("the network or broadcast address of its LAN subnet");
+    }
+    Ok(n)
+}
+
+/// One DNS label: 1 to 63 ASCII letters, digits and `-`, not starting or ending with `-`.
+fn is_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}

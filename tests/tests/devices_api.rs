@@ -1,0 +1,348 @@
+//! LAN devices through the web API, against real DHCP (issue 10): `portcullis serve
+//! --run-dir RUN` in the router namespace of a [`Topology`] with a `dhcp` section, a real
+//! dnsmasq writing RUN/dnsmasq.leases, and two LAN client namespaces on the LAN's bridge
+//! that get their addresses with `busybox udhcpc`, each sending a host name.
+//!
+//! `GET /api/v1/devices` lists both with host name, MAC, address and online; a reservation
+//! PUT through `/api/v1/dhcp` (If-Match; a stale one is refused) shows as `reserved` and
+//! `name`; a forward added with `device` = the client's MAC passes TCP from the WAN host
+//! to the client, and after the reservation moves (dnsmasq restarted with it, the client
+//! renews) the same forward reaches the new address.
+//!
+//! Needs root, dnsmasq and busybox (`make deps`) and the `portcullis` binary. Everything it
+//! starts lives in the topology's namespaces and dies with it.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use portcullis_e2e::cli::binary;
+use portcullis_e2e::clients;
+use portcullis_e2e::netns::{self, ip};
+use portcullis_e2e::servers::{sa, Server};
+use portcullis_e2e::web::{self, raw_request, Api, PASSWORD};
+use portcullis_e2e::{poll, Config, Topology, ROUTER_LAN, ROUTER_WAN, WAN_HOST};
+use serde_json::{json, Value};
+
+const MAC_A: &str = "02:00:5e:10:00:0a";
+const MAC_B: &str = "02:00:5e:10:00:0b";
+
+/// A process the test started; killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Panics unless `program` is installed.
+fn require(program: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    assert!(found, "{program} is needed (make deps)");
+}
+
+/// Starts `portcullis --run-dir RUN serve` on the saved config `text` and waits until its
+/// control socket answers.
+fn serve(t: &Topology, text: &str, run: &Path) -> Proc {
+    let cli = t.cli();
+    std::fs::write(&cli.saved, text).expect("write the saved config");
+    let bin = binary();
+    let (saved, run) = (cli.saved.display().to_string(), run.display().to_string());
+    let mut cmd = netns::command(
+        &t.router,
+        &bin.to_string_lossy(),
+        &["--config", &saved, "--run-dir", &run, "serve"],
+    );
+    cmd.stdout(std::fs::File::create(t.path("serve.out")).expect("serve.out"));
+    cmd.stderr(std::fs::File::create(t.path("serve.err")).expect("serve.err"));
+    let p = Proc(cmd.spawn().expect("spawn portcullis serve"));
+    let up = poll::until_true(Duration::from_secs(10), || {
+        t.path("control.sock").exists() && cli.status(false).code == Some(0)
+    });
+    assert!(up, "serve did not start\n{}", logs(t));
+    p
+}
+
+fn logs(t: &Topology) -> String {
+    let read = |n: &str| std::fs::read_to_string(t.path(n)).unwrap_or_default();
+    format!(
+        "--- serve ---\n{}{}--- dnsmasq ---\n{}",
+        read("serve.out"),
+        read("serve.err"),
+        read("dnsmasq.err")
+    )
+}
+
+/// Starts dnsmasq (DHCP only) on the router's LAN with `hosts` as `dhcp-host` lines, its
+/// lease file in `run` where the daemon reads it.
+fn dnsmasq(t: &Topology, run: &Path, hosts: &[(&str, &str, &str)]) -> Proc {
+    let mut conf = format!(
+        "interface=lan0\nbind-interfaces\nport=0\ndhcp-authoritative\n\
+         dhcp-range=192.168.1.100,192.168.1.149,2m\ndhcp-leasefile={0}/dnsmasq.leases\n\
+         pid-file={0}/dnsmasq.pid\n",
+        run.display()
+    );
+    for (mac, addr, name) in hosts {
+        conf.push_str(&format!("dhcp-host={mac},{addr},{name}\n"));
+    }
+    let path = t.path("dnsmasq.conf");
+    std::fs::write(&path, conf).expect("write dnsmasq.conf");
+    let mut cmd = netns::command(
+        &t.router,
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            &format!("--conf-file={}", path.display()),
+        ],
+    );
+    cmd.stderr(std::fs::File::create(t.path("dnsmasq.err")).expect("dnsmasq.err"));
+    Proc(cmd.spawn().expect("spawn dnsmasq"))
+}
+
+/// A LAN client namespace with MAC `mac`, cabled into the LAN bridge.
+fn lan_client(t: &mut Topology, suffix: &str, mac: &str) -> String {
+    let ns = t.add_namespace(suffix);
+    let port = format!("d{suffix}");
+    ip(&[
+        "-n", &t.lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+    ]);
+    ip(&["-n", &t.lan, "link", "set", &port, "master", "br0", "up"]);
+    ip(&["-n", &ns, "link", "set", "eth0", "address", mac, "up"]);
+    ns
+}
+
+/// The udhcpc script: sets the address and default route it is given (POSIX sh).
+fn script(t: &Topology) -> PathBuf {
+    let p = t.path("udhcpc.sh");
+    if !p.exists() {
+        std::fs::write(
+            &p,
+            "#!/bin/sh\ncase \"$1\" in\n  deconfig) ip addr flush dev \"$interface\" ;;\n  \
+             bound|renew) ip addr flush dev \"$interface\"\n    \
+             ip addr add \"$ip/${mask:-24}\" dev \"$interface\"\n    \
+             ip route replace default via \"$router\" ;;\nesac\n",
+        )
+        .expect("write udhcpc.sh");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    p
+}
+
+/// Gets a lease in `ns` with `busybox udhcpc` sending host name `name`; then talks to the
+/// router once so its neighbour table holds the client. Returns the address.
+fn lease(t: &Topology, ns: &str, name: &str) -> Ipv4Addr {
+    let s = script(t).display().to_string();
+    let host = format!("hostname:{name}");
+    let out = netns::output(netns::command(
+        ns,
+        "busybox",
+        &[
+            "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "10", "-T", "1", "-x", &host, "-s", &s,
+        ],
+    ));
+    assert!(
+        out.status.success(),
+        "udhcpc in {ns}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs(t)
+    );
+    let addr = ip(&["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"])
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {ns} after udhcpc"));
+    let reached = web::connects(ns, SocketAddr::from((ROUTER_LAN, 80)));
+    assert!(reached, "{ns} cannot reach the router");
+    addr
+}
+
+/// A second session of the web API (the first is [`Api::setup`]'s), to send If-Match.
+struct Session {
+    ns: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    fn login(ns: &str) -> Session {
+        let body = json!({ "password": PASSWORD }).to_string();
+        let to = SocketAddr::from((ROUTER_LAN, 80));
+        let (status, head, body) = netns::run_in(ns, || {
+            raw_request(to, "POST", "/api/v1/login", "", "", &body, &[])
+        })
+        .expect("login");
+        assert_eq!(status, 200, "login: {body}");
+        let cookie = head
+            .split("pc_session=")
+            .nth(1)
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let csrf = json_of(&body)["csrf"].as_str().expect("csrf").to_owned();
+        Session {
+            ns: ns.to_owned(),
+            cookie,
+            csrf,
+        }
+    }
+
+    /// (status, JSON body, ETag header).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        if_match: Option<&str>,
+    ) -> (u16, Value, String) {
+        let to = SocketAddr::from((ROUTER_LAN, 80));
+        let extra: Vec<(&str, &str)> = if_match.map(|t| ("If-Match", t)).into_iter().collect();
+        let (status, head, body) = netns::run_in(&self.ns, || {
+            raw_request(to, method, path, &self.cookie, &self.csrf, body, &extra)
+        })
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let etag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("ETag: "))
+            .unwrap_or_default()
+            .to_owned();
+        (status, json_of(&body), etag)
+    }
+
+    fn device(&self, mac: &str) -> Option<Value> {
+        let (status, v, _) = self.call("GET", "/api/v1/devices", "", None);
+        assert_eq!(status, 200, "{v}");
+        v["devices"]
+            .as_array()?
+            .iter()
+            .find(|d| d["mac"] == mac)
+            .cloned()
+    }
+
+    /// Puts `dhcp` with the section's current ETag; returns the status and body.
+    fn put_dhcp(&self, dhcp: &Value) -> (u16, Value) {
+        let (_, _, tag) = self.call("GET", "/api/v1/dhcp", "", None);
+        let (status, v, _) = self.call("PUT", "/api/v1/dhcp", &dhcp.to_string(), Some(&tag));
+        (status, v)
+    }
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+/// Whether a TCP connection from the WAN host to the router's port 8080 reaches the
+/// server labelled `label` (polled: the ruleset changes with the reservation).
+fn wan_reaches(t: &Topology, label: &str) -> bool {
+    poll::until_true(Duration::from_secs(5), || {
+        clients::tcp(&t.wan, WAN_HOST, sa(ROUTER_WAN, 8080)).is_ok_and(|p| p.label == label)
+    })
+}
+
+#[test]
+fn devices_from_real_leases_and_a_forward_that_follows_its_device() {
+    require("dnsmasq");
+    require("busybox");
+    let mut t = Topology::new();
+    let run = t.path("run");
+    std::fs::create_dir_all(&run).expect("mkdir run");
+    let dhcp = json!({ "start": "192.168.1.100", "end": "192.168.1.149", "lease_secs": 120 });
+    let cfg = Config::new().to_json().replacen(
+        "  \"forwards\"",
+        &format!("  \"dhcp\": {dhcp},\n  \"forwards\""),
+        1,
+    );
+    let _daemon = serve(&t, &cfg, &run);
+    assert!(web::wait_listening(
+        &t.lan_client,
+        SocketAddr::from((ROUTER_LAN, 80))
+    ));
+    let _api = Api::setup(&t.lan_client, sa(ROUTER_LAN, 80));
+    let s = Session::login(&t.lan_client);
+    let mut dns = dnsmasq(&t, &run, &[]);
+
+    let a = lan_client(&mut t, "ca", MAC_A);
+    let b = lan_client(&mut t, "cb", MAC_B);
+    let addr_a = lease(&t, &a, "alpha");
+    let addr_b = lease(&t, &b, "bravo");
+    assert_ne!(addr_a, addr_b);
+
+    // Both devices, from the lease file and the neighbour table.
+    for (mac, name, addr) in [(MAC_A, "alpha", addr_a), (MAC_B, "bravo", addr_b)] {
+        let d = poll::until(Duration::from_secs(5), || {
+            s.device(mac)
+                .filter(|d| d["online"] == true && d["hostname"] == name)
+        })
+        .unwrap_or_else(|| panic!("{mac} not listed: {:?}\n{}", s.device(mac), logs(&t)));
+        assert_eq!(d["address"], addr.to_string(), "{d}");
+        assert!(d["lease_expires"].as_u64().is_some(), "{d}");
+        assert!(d["last_seen"].as_u64().is_some(), "{d}");
+        assert_eq!((&d["reserved"], &d["name"]), (&Value::Null, &Value::Null));
+    }
+
+    // The section's guards: If-Match required, a stale one refused, a bad field named.
+    let (status, got, tag) = s.call("GET", "/api/v1/dhcp", "", None);
+    assert_eq!(status, 200);
+    assert_eq!(got["dhcp"]["start"], "192.168.1.100");
+    assert_eq!(got["etag"], tag.as_str());
+    let mut reserved = got["dhcp"].clone();
+    reserved["reservations"] =
+        json!([{ "name": "alpha-srv", "mac": MAC_A, "address": "192.168.1.30" }]);
+    let body = reserved.to_string();
+    assert_eq!(s.call("PUT", "/api/v1/dhcp", &body, None).0, 428);
+    let (status, v, _) = s.call("PUT", "/api/v1/dhcp", &body, Some("\"0000000000000000\""));
+    assert_eq!(status, 409, "stale If-Match: {v}");
+    let mut bad = reserved.clone();
+    bad["reservations"][0]["mac"] = json!("zz");
+    let (status, v) = s.put_dhcp(&bad);
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["issues"][0]["field"], "dhcp.reservations[0].mac");
+
+    // The reservation shows on the device at once.
+    let (status, v) = s.put_dhcp(&reserved);
+    assert_eq!(status, 200, "{v}");
+    let d = s.device(MAC_A).expect("still listed");
+    assert_eq!(
+        (&d["name"], &d["reserved"]),
+        (&json!("alpha-srv"), &json!("192.168.1.30"))
+    );
+
+    // A forward to the device; dnsmasq learns the reservation and the client renews.
+    let fwd = json!({ "name": "web", "protocol": "tcp", "external_port": 8080,
+        "internal_port": 80, "device": MAC_A, "allow_from": [] });
+    let (status, v, _) = s.call("POST", "/api/v1/forwards", &fwd.to_string(), None);
+    assert_eq!(status, 200, "{v}");
+    let (_, v, _) = s.call("GET", "/api/v1/forwards/web", "", None);
+    assert_eq!(v["device"], MAC_A, "{v}");
+    drop(dns);
+    dns = dnsmasq(&t, &run, &[(MAC_A, "192.168.1.30", "alpha-srv")]);
+    assert_eq!(lease(&t, &a, "alpha").to_string(), "192.168.1.30");
+    let srv = Server::tcp(&a, sa(Ipv4Addr::new(192, 168, 1, 30), 80), "alpha-30");
+    assert!(wan_reaches(&t, "alpha-30"), "{}", logs(&t));
+    drop(srv);
+
+    // The reservation moves: the same forward follows it.
+    reserved["reservations"][0]["address"] = json!("192.168.1.31");
+    let (status, v) = s.put_dhcp(&reserved);
+    assert_eq!(status, 200, "{v}");
+    drop(dns);
+    let _dns = dnsmasq(&t, &run, &[(MAC_A, "192.168.1.31", "alpha-srv")]);
+    assert_eq!(lease(&t, &a, "alpha").to_string(), "192.168.1.31");
+    let _srv = Server::tcp(&a, sa(Ipv4Addr::new(192, 168, 1, 31), 80), "alpha-31");
+    assert!(wan_reaches(&t, "alpha-31"), "{}", logs(&t));
+    let d = s.device(MAC_A).expect("listed");
+    assert_eq!(
+        (&d["address"], &d["reserved"]),
+        (&json!("192.168.1.31"), &json!("192.168.1.31"))
+    );
+    // The other device is untouched.
+    assert_eq!(
+        s.device(MAC_B).expect("listed")["address"],
+        addr_b.to_string()
+    );
+}

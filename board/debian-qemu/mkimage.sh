@@ -119,6 +119,7 @@ if [ -n "$bin" ]; then
 	install -D -m 0755 "$bin" "$root/usr/sbin/portcullis"
 	install -D -m 0755 "$top/buildroot-external/package/portcullis/S50portcullis" "$root/etc/init.d/S50portcullis"
 fi
+"$here/add-dnsmasq.sh" "$debarch" "$cache" "$root" "$qemu_user"
 "$top/board/common/post-build.sh" "$root"
 
 python3 "$here/mkcpio.py" "$root" "$outdir/initramfs.cpio" --node /dev/console:c:5:1 --node /dev/null:c:1:3

@@ -15,7 +15,7 @@
 # static portcullis, and the same overlay, post-build script and init script as the Buildroot
 # image. See board/debian-qemu/mkimage.sh.
 
-QEMU_APT_PACKAGES := qemu-system-mips qemu-system-arm qemu-system-misc qemu-user-static kmod cpio python3 debian-archive-keyring
+QEMU_APT_PACKAGES := qemu-system-mips qemu-system-arm qemu-system-misc qemu-user-static kmod cpio python3 debian-archive-keyring binutils
 ARCH ?= mipsel
 # Router images (bench-boot, `make qemu`).
 QEMU_ARCHES := mipsel aarch64 armhf

@@ -49,7 +49,10 @@ qemu_aarch64-unknown-linux-musl := qemu-aarch64-static
 # dynamic PIE, zig links musl statically anyway and the binary segfaults at start.
 # -Zfmt-debug=shallow: derived Debug prints only type and variant names (−6 KB on mipsel;
 # no user-facing message formats one of our derived types; docs/decisions.md).
-CROSS_RUSTFLAGS_COMMON := -C link-self-contained=no -C target-feature=+crt-static -Zfmt-debug=shallow
+# -T mk/no-printf.ld: musl's printf family is left out (snprintf bound to abort; −16 KB on mipsel;
+# the reason and the check are in that file).
+CROSS_RUSTFLAGS_COMMON := -C link-self-contained=no -C target-feature=+crt-static -Zfmt-debug=shallow \
+	-C link-arg=-T$(CURDIR)/mk/no-printf.ld
 rustflags_mips-unknown-linux-musl := -C relocation-model=static
 rustflags_mipsel-unknown-linux-musl := -C relocation-model=static
 rustflags_armv7-unknown-linux-musleabihf :=

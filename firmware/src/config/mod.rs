@@ -5,6 +5,7 @@
 //! a port to the whole internet.
 
 mod dhcp;
+mod json_path;
 mod types;
 mod upnp;
 mod validate;
@@ -295,12 +296,13 @@ impl Config {
             }
         }
         let de = &mut serde_json::Deserializer::from_str(text);
-        let cfg: Config = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-            let field = match e.path().to_string() {
-                p if p == "." || p.is_empty() => "(config)".to_string(),
+        let cfg = Config::deserialize(&mut *de).map_err(|e| {
+            let missing = e.to_string().starts_with("missing field");
+            let field = match json_path::at(text, e.line(), e.column(), missing) {
+                p if p.is_empty() => "(config)".to_string(),
                 p => p,
             };
-            parse_error(field, e.into_inner())
+            parse_error(field, e)
         })?;
         // Nothing but whitespace may follow the config object.
         de.end()

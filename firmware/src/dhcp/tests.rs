@@ -100,3 +100,59 @@ fn strings_cannot_inject_options() {
         1
     );
 }
+
+/// Safe mode keeps a saved `dhcp` section that parses but was never validated: a
+/// reservation address given twice makes dnsmasq 2.90 exit at start ("duplicate
+/// dhcp-host IP address", status 1), so the LAN would get neither addresses nor DNS.
+/// The rendering keeps only the first reservation of an address.
+#[test]
+fn a_reserved_address_is_rendered_once() {
+    let c = cfg(
+        r#", "dhcp": {"start": "192.168.1.100", "end": "192.168.1.249", "reservations": [
+        {"name": "nas", "mac": "aa:bb:cc:dd:ee:01", "address": "192.168.1.10"},
+        {"name": "tv", "mac": "aa:bb:cc:dd:ee:02", "address": "192.168.1.10"}]}"#,
+    );
+    let text = render(&c, Path::new(RUN));
+    let hosts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("dhcp-host="))
+        .collect();
+    assert_eq!(
+        hosts,
+        ["dhcp-host=aa:bb:cc:dd:ee:01,192.168.1.10,nas"],
+        "{text}"
+    );
+}
+
+/// A name dnsmasq would read as a keyword of `dhcp-host` (`ignore`: never answer the
+/// device; `infinite` or `2h`: a lease time) is never rendered as the name.
+#[test]
+fn names_that_are_dnsmasq_keywords_are_left_out() {
+    for name in ["ignore", "infinite", "120", "2h"] {
+        let c = cfg(&format!(
+            r#", "dhcp": {{"start": "192.168.1.100", "end": "192.168.1.249", "reservations": [
+            {{"name": "{name}", "mac": "aa:bb:cc:dd:ee:01", "address": "192.168.1.10"}}]}}"#
+        ));
+        let text = render(&c, Path::new(RUN));
+        assert!(
+            text.lines()
+                .any(|l| l == "dhcp-host=aa:bb:cc:dd:ee:01,192.168.1.10"),
+            "{name}: {text}"
+        );
+    }
+}
+
+/// A LAN client must not claim the name `wpad` (CERT VU#598349: browsers that
+/// auto-detect a proxy would then send their web traffic through that client). dnsmasq
+/// does not refuse it by default; its example config has the two lines.
+#[test]
+fn clients_cannot_claim_wpad() {
+    let c = cfg(r#", "dhcp": {"start": "192.168.1.100", "end": "192.168.1.249"}"#);
+    let text = render(&c, Path::new(RUN));
+    for line in [
+        "dhcp-name-match=set:wpad-ignore,wpad",
+        "dhcp-ignore-names=tag:wpad-ignore",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
+}

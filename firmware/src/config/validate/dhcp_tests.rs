@@ -276,3 +276,14 @@ fn device_forwards_parse_and_serialize_without_internal_host() {
     assert!(!json.contains("internal_host"), "{json}");
     assert_eq!(Config::parse(&json).unwrap(), c);
 }
+
+/// dnsmasq(8) reads a `dhcp-host` field that is `ignore`, `infinite` or a lease time
+/// (`3600`, `45m`, `2h`, `1d`, `1w`) as that keyword, not as the host name: a reservation
+/// named `ignore` would make dnsmasq refuse the device any address.
+#[test]
+fn reservation_names_are_not_dnsmasq_keywords() {
+    for name in ["ignore", "Infinite", "3600", "45m", "2h", "1d", "1w"] {
+        let c = with(|d| d.reservations[0].name = name.into());
+        assert_refused(&c, "dhcp.reservations[0].name", name);
+    }
+}

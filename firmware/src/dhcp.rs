@@ -18,8 +18,12 @@
 //!   the router itself by its LAN address.
 //! - `dhcp-range=START,END,SECS` (lease time in seconds), `dhcp-authoritative` (the only
 //!   DHCP server on the LAN: answers clients whose lease it does not know at once),
-//!   `dhcp-host=MAC,ADDRESS,NAME` per reservation. The gateway and DNS server handed out
-//!   are dnsmasq's defaults: the router's address on the interface the request came in on.
+//!   `dhcp-host=MAC,ADDRESS,NAME` per reservation (a NAME that dnsmasq would read as a
+//!   keyword, see [`keyword`], is left out; an address reserved twice only once).
+//! - `dhcp-name-match=set:wpad-ignore,wpad`, `dhcp-ignore-names=tag:wpad-ignore`: no LAN
+//!   client can claim the name `wpad` (CERT VU#598349; dnsmasq's example config).
+//! - The gateway and DNS server handed out are dnsmasq's defaults: the router's address
+//!   on the interface the request came in on.
 //!
 //! Lease and pid files: dnsmasq opens the lease file and writes the pid file as root
 //! before it drops privileges (to `nobody`), and writes leases through the open file, so
@@ -68,18 +72,35 @@ pub fn render(cfg: &Config, run_dir: &Path) -> String {
     if let Some(d) = dhcp.filter(|d| d.enabled) {
         let _ = writeln!(
             s,
-            "dhcp-range={},{},{}\ndhcp-authoritative",
+            "dhcp-range={},{},{}\ndhcp-authoritative\n\
+             dhcp-name-match=set:wpad-ignore,wpad\ndhcp-ignore-names=tag:wpad-ignore",
             d.start, d.end, d.lease_secs
         );
-        for r in &d.reservations {
+        for (i, r) in d.reservations.iter().enumerate() {
+            // dnsmasq refuses to start on an address reserved twice (a salvaged section
+            // is not validated): the first reservation of an address wins.
+            if d.reservations[..i].iter().any(|o| o.address == r.address) {
+                continue;
+            }
             let _ = write!(s, "dhcp-host={},{}", r.mac, r.address);
-            if !r.name.is_empty() && safe(&r.name) {
+            if !r.name.is_empty() && safe(&r.name) && !keyword(&r.name) {
                 let _ = write!(s, ",{}", r.name);
             }
             s.push('\n');
         }
     }
     s
+}
+
+/// Whether dnsmasq(8) reads `s` in a `dhcp-host` line as a keyword rather than a name:
+/// `ignore` (never answer the device), `infinite` or a lease time (digits with an optional
+/// unit letter: `3600`, `45m`, `2h`). Case-insensitive, and a lone unit letter counts:
+/// stricter than dnsmasq 2.90's parser, never looser.
+pub fn keyword(s: &str) -> bool {
+    let n = s.strip_suffix(['s', 'm', 'h', 'd', 'w', 'S', 'M', 'H', 'D', 'W']);
+    s.eq_ignore_ascii_case("ignore")
+        || s.eq_ignore_ascii_case("infinite")
+        || n.unwrap_or(s).bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Only characters that mean nothing special on a dnsmasq config line.

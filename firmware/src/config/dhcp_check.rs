@@ -57,11 +57,12 @@ pub(super) fn check(r: &mut Report, cfg: &Config) {
         let at = format!("dhcp.reservations[{i}]");
         // Reservations are few: comparing with the earlier ones costs less flash than sets.
         let earlier = &d.reservations[..i];
-        if !is_label(&res.name) {
+        if !is_label(&res.name) || crate::dhcp::keyword(&res.name) {
             r.error(
                 format!("{at}.name"),
                 format!(
-                    "`{}`: 1 to 63 letters, digits and -, not starting or ending with -",
+                    "`{}`: 1 to 63 letters, digits and -, not starting or ending with -; \
+                     not ignore, infinite or a lease time like 2h (dnsmasq keywords)",
                     res.name.escape_debug()
                 ),
             );

@@ -44,6 +44,8 @@ fn pool_lease_time_and_reservations() {
     let want = head("home.arpa")
         + "dhcp-range=192.168.1.100,192.168.1.249,3600\n\
            dhcp-authoritative\n\
+           dhcp-name-match=set:wpad-ignore,wpad\n\
+           dhcp-ignore-names=tag:wpad-ignore\n\
            dhcp-host=aa:bb:cc:dd:ee:01,192.168.1.10,nas\n\
            dhcp-host=aa:bb:cc:dd:ee:02,192.168.1.11,printer\n";
     assert_eq!(render(&c, Path::new(RUN)), want);

@@ -423,3 +423,38 @@ mod safe_mode_vpn_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod safe_mode_dhcp_tests {
+    //! Safe mode must keep the LAN's DHCP server: the owner's computer needs an address
+    //! to reach the UI and repair the config (dhcp_cmd.rs, S40dnsmasq).
+    use super::*;
+
+    /// A JSON syntax slip anywhere (here a trailing comma in `forwards`, the commonest
+    /// hand-edit mistake) makes the whole file unparseable: the salvage reads `dhcp` from
+    /// `Value::Null`, gets none, and `dhcp-config` renders DNS only: no DHCP on the LAN.
+    #[test]
+    fn a_syntax_error_elsewhere_keeps_dhcp_serving_in_safe_mode() {
+        let dir = std::env::temp_dir().join(format!("pcx-salvage-dhcp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let saved = dir.join("config.json");
+        std::fs::write(
+            &saved,
+            r#"{"version":1,"lan":{"interface":"br0","subnets":["192.168.1.0/24"]},
+            "wan":{"interface":"eth0"},"forwards":[{"name":"a"},],
+            "dhcp":{"start":"192.168.1.100","end":"192.168.1.249"}}"#,
+        )
+        .unwrap();
+        let start = start_state(&saved);
+        let _ = std::fs::remove_dir_all(&dir);
+        let daemon::Start::Broken { fallback, .. } = start else {
+            panic!("the file was meant to be broken");
+        };
+        let text = portcullis::dhcp::render(&fallback, std::path::Path::new("/run/x"));
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("dhcp-range=192.168.1.100,192.168.1.249,")),
+            "safe mode serves no addresses:\n{text}"
+        );
+    }
+}

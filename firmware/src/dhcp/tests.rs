@@ -158,3 +158,18 @@ fn clients_cannot_claim_wpad() {
         assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
     }
 }
+
+/// `dhcp-config` renders the saved config without validating it (`Config::load` only
+/// parses; the daemon goes to safe mode, dnsmasq does not). A LAN interface equal to the
+/// WAN's (refused by validation, possible in a hand-edited file) must not put dnsmasq's
+/// DHCP server and DNS resolver on the WAN.
+#[test]
+fn the_wan_interface_is_never_served() {
+    let mut c = cfg(r#", "dhcp": {"start": "192.168.1.100", "end": "192.168.1.249"}"#);
+    c.lan.interface = "wan0".into();
+    let text = render(&c, Path::new(RUN));
+    assert!(
+        !text.contains("wan0"),
+        "dnsmasq would serve the WAN:\n{text}"
+    );
+}

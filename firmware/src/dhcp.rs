@@ -54,7 +54,9 @@ pub fn render(cfg: &Config, run_dir: &Path) -> String {
         .filter(|d| !d.is_empty() && safe(d))
         .unwrap_or(DEFAULT_DOMAIN);
     let mut s = String::from("# rendered by portcullis dhcp-config; edits are overwritten\n");
-    let lan = Some(cfg.lan.interface.as_str()).filter(|i| !i.is_empty() && safe(i));
+    // Never the WAN: the saved file is rendered unvalidated (a hand-edited slip).
+    let lan = Some(cfg.lan.interface.as_str())
+        .filter(|i| !i.is_empty() && safe(i) && *i != cfg.wan.interface);
     if let Some(lan) = lan {
         let _ = writeln!(s, "interface={lan}");
     }

@@ -190,9 +190,22 @@ pub(crate) fn start_state(saved: &std::path::Path) -> daemon::Start {
             }),
         // DHCP keeps serving when its section reads: the owner's computer needs an
         // address to reach the UI and repair the config.
+        // When the file does not even parse, the pool scanned from the text (without
+        // its reservations) still gives the owner's computer an address.
         dhcp: Config::parse_section("dhcp", &raw["dhcp"].to_string())
             .ok()
-            .and_then(|c| c.dhcp),
+            .and_then(|c| c.dhcp)
+            .or_else(|| {
+                // `enabled` is the section's only boolean: an owner who turned DHCP
+                // off (another server on the LAN) is obeyed.
+                let sec = t.split("\"dhcp\"").nth(1)?;
+                if sec.split(['}', '[']).next()?.contains("false") {
+                    return None;
+                }
+                let ip = |key| scan(&t, "dhcp", key)?.parse::<std::net::Ipv4Addr>().ok();
+                let pool = format!(r#"{{"start":"{}","end":"{}"}}"#, ip("start")?, ip("end")?);
+                Config::parse_section("dhcp", &pool).ok()?.dhcp
+            }),
     };
     daemon::Start::Broken {
         fallback: Box::new(fallback),
@@ -445,16 +458,28 @@ mod safe_mode_dhcp_tests {
             "dhcp":{"start":"192.168.1.100","end":"192.168.1.249"}}"#,
         )
         .unwrap();
-        let start = start_state(&saved);
-        let _ = std::fs::remove_dir_all(&dir);
-        let daemon::Start::Broken { fallback, .. } = start else {
-            panic!("the file was meant to be broken");
+        let text = || {
+            let start = start_state(&saved);
+            let daemon::Start::Broken { fallback, .. } = start else {
+                panic!("the file was meant to be broken");
+            };
+            portcullis::dhcp::render(&fallback, std::path::Path::new("/run/x"))
         };
-        let text = portcullis::dhcp::render(&fallback, std::path::Path::new("/run/x"));
+        let on = text();
+        // DHCP turned off by the owner (another server on the LAN) stays off.
+        let body = std::fs::read_to_string(&saved).unwrap();
+        std::fs::write(
+            &saved,
+            body.replace("\"dhcp\":{", "\"dhcp\":{\"enabled\": false,"),
+        )
+        .unwrap();
+        let off = text();
+        let _ = std::fs::remove_dir_all(&dir);
         assert!(
-            text.lines()
+            on.lines()
                 .any(|l| l.starts_with("dhcp-range=192.168.1.100,192.168.1.249,")),
-            "safe mode serves no addresses:\n{text}"
+            "safe mode serves no addresses:\n{on}"
         );
+        assert!(!off.contains("dhcp-range"), "{off}");
     }
 }

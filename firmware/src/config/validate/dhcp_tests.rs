@@ -287,3 +287,37 @@ fn reservation_names_are_not_dnsmasq_keywords() {
         assert_refused(&c, "dhcp.reservations[0].name", name);
     }
 }
+
+/// dnsmasq names the router `router.<domain>` (dhcp.rs: `interface-name`), but the web UI
+/// answers only Host names it knows (`web::api::host_allowed`: single labels, `.lan`,
+/// `.local`, `.home.arpa`, `.internal`, against DNS rebinding). A domain the validation
+/// accepts must leave the router's own advertised name usable in a browser; a public
+/// suffix (`com`) would also turn every `.com` name local (`local=/com/`).
+#[test]
+fn every_accepted_domain_names_a_router_the_ui_answers() {
+    for domain in ["home", "example.com", "com"] {
+        let accepted = errors(&with(|d| d.domain = domain.into())).is_empty();
+        let answered = crate::web::api::host_allowed(&format!("router.{domain}"));
+        assert!(
+            !accepted || answered,
+            "dhcp.domain `{domain}` is accepted but http://router.{domain}/ is refused by the UI"
+        );
+    }
+}
+
+/// With `dhcp.enabled: false` dnsmasq hands out no address and renders no reservation
+/// (dhcp.rs), so a forward to a device goes to an address nothing gives that device: the
+/// owner must at least be told (a warning naming the forward's `device`).
+#[test]
+fn a_device_forward_with_dhcp_off_is_flagged() {
+    let c = with(|d| d.enabled = false);
+    let issues: Vec<String> = validate(&c, NOW)
+        .issues
+        .iter()
+        .map(|i| i.field.clone())
+        .collect();
+    assert!(
+        issues.iter().any(|f| f == "forwards[0].device"),
+        "no word about forwards[0].device: {issues:?}"
+    );
+}

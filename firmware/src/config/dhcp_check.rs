@@ -118,14 +118,24 @@ pub(super) fn check_target(
         );
         return None;
     }
-    if cfg.dhcp.as_ref().and_then(|d| d.reservation(mac)).is_none() {
-        r.error(
-            format!("{at}.device"),
-            format!("{mac}: no reservation with this MAC in dhcp.reservations"),
-        );
-        return None;
+    match &cfg.dhcp {
+        Some(d) if d.reservation(mac).is_some() => {
+            if !d.enabled {
+                r.warn(
+                    format!("{at}.device"),
+                    "DHCP is off (dhcp.enabled): nothing gives the device its reserved address",
+                );
+            }
+            Some("device")
+        }
+        _ => {
+            r.error(
+                format!("{at}.device"),
+                format!("{mac}: no reservation with this MAC in dhcp.reservations"),
+            );
+            None
+        }
     }
-    Some("device")
 }
 
 /// Router addresses used as reservation addresses (see [`super::validate_host`]).

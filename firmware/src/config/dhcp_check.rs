@@ -53,6 +53,18 @@ pub(super) fn check(r: &mut Report, cfg: &Config) {
             ),
         );
     }
+    // Only names that are never public and that the web UI answers as a Host
+    // (`web::api::host_allowed`): `router.<domain>` must open the UI, and `local=/com/`
+    // would keep every .com name from the internet. Not `local` (mDNS, RFC 6762).
+    let private = ["lan", "internal", "home.arpa"]
+        .iter()
+        .any(|p| d.domain == *p || d.domain.ends_with(&format!(".{p}")));
+    if !private {
+        r.error(
+            "dhcp.domain",
+            "must be lan, internal or home.arpa (RFC 8375), or end in one of them",
+        );
+    }
     for (i, res) in d.reservations.iter().enumerate() {
         let at = format!("dhcp.reservations[{i}]");
         // Reservations are few: comparing with the earlier ones costs less flash than sets.

@@ -29,20 +29,50 @@ impl super::Owner {
     /// file yet: no leases.
     pub(super) fn devices(&mut self, now: Timestamp) -> DevicesView {
         let neighbours = self.see_devices(now);
+        DevicesView {
+            now: now.0,
+            devices: devices::merge(
+                &self.leases(),
+                &neighbours,
+                self.core.config.dhcp.as_ref(),
+                &self.seen,
+            ),
+        }
+    }
+
+    /// dnsmasq's leases now; none without a runtime directory (tests without dnsmasq) or
+    /// before dnsmasq wrote its file.
+    fn leases(&self) -> Vec<devices::Lease> {
         let text = self
             .opts
             .run_dir
             .as_ref()
             .and_then(|d| std::fs::read_to_string(d.join(LEASE_FILE)).ok())
             .unwrap_or_default();
-        DevicesView {
-            now: now.0,
-            devices: devices::merge(
-                &devices::parse_leases(&text),
-                &neighbours,
-                self.core.config.dhcp.as_ref(),
-                &self.seen,
-            ),
+        devices::parse_leases(&text)
+    }
+
+    /// Refuses a proposal that reserves (or moves a reservation to) an address another
+    /// device holds now (`devices::held_elsewhere`).
+    pub(super) fn check_held(
+        &mut self,
+        p: &super::core::Proposal,
+        now: Timestamp,
+    ) -> Result<(), super::EditError> {
+        if p.config.dhcp == self.core.config.dhcp {
+            return Ok(());
         }
+        let neighbours = self.see_devices(now);
+        let r = devices::held_elsewhere(
+            self.core.config.dhcp.as_ref(),
+            p.config.dhcp.as_ref(),
+            &self.leases(),
+            &neighbours,
+            now.0,
+        );
+        if r.has_errors() {
+            return Err(super::EditError::Invalid(r));
+        }
+        Ok(())
     }
 }

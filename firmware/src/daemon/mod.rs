@@ -272,6 +272,7 @@ impl Owner {
                 let r = self
                     .core
                     .propose(edit, now, self.opts.trial_secs)
+                    .and_then(|p| self.check_held(&p, now).map(|()| p))
                     .and_then(|p| self.enact(p, now));
                 if let Some((action, target)) = audited {
                     self.audit_outcome(&action, &target, &r);

@@ -156,3 +156,49 @@ pub fn merge(
 
 #[cfg(test)]
 mod tests;
+
+/// Reservations in `new` that are new or moved (not in `old`) whose address another device
+/// holds right now: an unexpired lease (`now`, unix seconds) or a neighbour entry under a
+/// different MAC. Such a reservation would point a forward to that device at the other
+/// one until it renews (hours), so it is refused: the report names
+/// `dhcp.reservations[i].address`.
+pub fn held_elsewhere(
+    old: Option<&Dhcp>,
+    new: Option<&Dhcp>,
+    leases: &[Lease],
+    neighbours: &[(Ipv4Addr, MacAddr)],
+    now: u64,
+) -> crate::config::Report {
+    let mut r = crate::config::Report::default();
+    let Some(new) = new else {
+        return r;
+    };
+    for (i, res) in new.reservations.iter().enumerate() {
+        let unchanged = old
+            .and_then(|o| o.reservation(&res.mac))
+            .is_some_and(|o| o.address == res.address);
+        if unchanged {
+            continue;
+        }
+        let lease = leases.iter().find(|l| {
+            l.address == res.address && l.mac != res.mac && (l.expires == 0 || l.expires > now)
+        });
+        let other = lease.map(|l| l.mac).or_else(|| {
+            neighbours
+                .iter()
+                .find(|(a, m)| *a == res.address && *m != res.mac)
+                .map(|(_, m)| *m)
+        });
+        if let Some(other) = other {
+            r.error(
+                format!("dhcp.reservations[{i}].address"),
+                format!(
+                    "{} is in use by {other} now; reserve it once that device has left it \
+                     (a forward to this device would reach the other one meanwhile)",
+                    res.address
+                ),
+            );
+        }
+    }
+    r
+}

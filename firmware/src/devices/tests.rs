@@ -143,3 +143,44 @@ fn the_serialized_shape() {
             "last_seen": null, "online": false}])
     );
 }
+
+/// Found by the issue 10 review: reserving an address another device still held pointed a
+/// forward to the reserved device at that other device until it renewed.
+#[test]
+fn a_reservation_of_an_address_another_device_holds_is_refused() {
+    use crate::config::{Dhcp, Reservation};
+    let a: MacAddr = "02:00:00:00:00:0a".parse().unwrap();
+    let b: MacAddr = "02:00:00:00:00:0b".parse().unwrap();
+    let dhcp = |addr: &str| Dhcp {
+        enabled: true,
+        start: "192.168.1.100".parse().unwrap(),
+        end: "192.168.1.200".parse().unwrap(),
+        lease_secs: 3600,
+        domain: "lan".into(),
+        reservations: vec![Reservation {
+            name: "nas".into(),
+            mac: a,
+            address: addr.parse().unwrap(),
+            comment: String::new(),
+        }],
+    };
+    let lease = |mac, expires| Lease {
+        expires,
+        mac,
+        address: "192.168.1.150".parse().unwrap(),
+        hostname: None,
+    };
+    let want = dhcp("192.168.1.150");
+    let fields =
+        |r: crate::config::Report| -> Vec<String> { r.errors().map(|i| i.field.clone()).collect() };
+    // B holds .150 until t=2000: refused at t=1000, allowed once the lease ended.
+    let held = held_elsewhere(None, Some(&want), &[lease(b, 2000)], &[], 1000);
+    assert_eq!(fields(held), ["dhcp.reservations[0].address"]);
+    assert!(!held_elsewhere(None, Some(&want), &[lease(b, 2000)], &[], 2001).has_errors());
+    // A's own lease of the address is no conflict; a static device seen by ARP is.
+    assert!(!held_elsewhere(None, Some(&want), &[lease(a, 2000)], &[], 1000).has_errors());
+    let arp = [("192.168.1.150".parse().unwrap(), b)];
+    assert!(held_elsewhere(None, Some(&want), &[], &arp, 1000).has_errors());
+    // A reservation kept as it was is not re-judged (the forward already points there).
+    assert!(!held_elsewhere(Some(&want), Some(&want), &[lease(b, 2000)], &[], 1000).has_errors());
+}

@@ -343,3 +343,54 @@ fn devices_from_real_leases_and_a_forward_that_follows_its_device() {
         addr_b.to_string()
     );
 }
+
+/// A reservation of an address another device holds now (here B's unexpired lease, as
+/// the forward form's "reserve this address" offers for a typed address) re-points a
+/// device forward at B at once: dnsmasq leaves B its address until B renews (half the
+/// lease time, 6 h by default), so the WAN reaches the wrong machine meanwhile. Such a
+/// reservation must be refused (naming the address) while the lease lasts.
+#[test]
+fn a_reservation_of_an_address_another_device_holds_is_refused() {
+    require("busybox");
+    let mut t = Topology::new();
+    let dhcp = json!({ "start": "192.168.1.100", "end": "192.168.1.149", "lease_secs": 3600 });
+    let cfg = Config::new().to_json().replacen(
+        "  \"forwards\"",
+        &format!("  \"dhcp\": {dhcp},\n  \"forwards\""),
+        1,
+    );
+    let cli = t.cli();
+    std::fs::write(&cli.saved, cfg).expect("write the saved config");
+    let dns = Dnsmasq::start(&t.router, &cli.saved, &t.dir, &[]);
+    let _daemon = serve(&t, &dns.run_dir, &dns);
+    assert!(web::wait_listening(
+        &t.lan_client,
+        SocketAddr::from((ROUTER_LAN, 80))
+    ));
+    let _api = Api::setup(&t.lan_client, sa(ROUTER_LAN, 80));
+    let s = Session::login(&t.lan_client);
+    let b = lan_client(&mut t, "cb", MAC_B);
+    let addr_b = lease(&t, &dns, &b, "bravo");
+
+    let (_, got, _) = s.call("GET", "/api/v1/dhcp", "", None);
+    let mut reserved = got["dhcp"].clone();
+    reserved["reservations"] =
+        json!([{ "name": "alpha", "mac": MAC_A, "address": addr_b.to_string() }]);
+    let (status, v) = s.put_dhcp(&reserved);
+    let fwd = json!({ "name": "web", "protocol": "tcp", "external_port": 8080,
+        "internal_port": 80, "device": MAC_A, "allow_from": [] });
+    let wrong =
+        status == 200 && s.call("POST", "/api/v1/forwards", &fwd.to_string(), None).0 == 200 && {
+            let _srv = Server::tcp(&b, sa(addr_b, 80), "bravo");
+            wan_reaches(&t, "bravo")
+        };
+    assert!(
+        !wrong,
+        "the forward to device {MAC_A} reaches B ({addr_b}) from the WAN"
+    );
+    assert_eq!(status, 422, "{addr_b} is leased to {MAC_B}: {v}");
+    assert_eq!(
+        v["issues"][0]["field"], "dhcp.reservations[0].address",
+        "{v}"
+    );
+}

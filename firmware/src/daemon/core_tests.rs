@@ -296,3 +296,44 @@ fn a_rollback_with_only_a_port_conflict_validates() {
     let report = validate(&p.config, later);
     assert!(!report.has_errors(), "{report}");
 }
+
+/// The trial adds a subnet; during it the owner reserves an address there (or moves the
+/// pool there). The rollback puts the old subnets back, disables misfit forwards and
+/// triggers, but leaves the `dhcp` section, which no longer fits: the proposal never
+/// validates, the owner retries it every second and the untested settings stay in force
+/// past their deadline.
+#[test]
+fn a_rollback_with_a_reservation_in_the_trials_subnet_validates_so_the_trial_ends() {
+    let mut c = core();
+    let mut s = Settings::of(&c.config);
+    s.lan
+        .subnets
+        .push("10.9.0.0/16".parse::<Ipv4Net>().unwrap());
+    settings_on_trial(&mut c, s);
+    let mut dhcp = c
+        .config
+        .dhcp
+        .clone()
+        .expect("the example has a dhcp section");
+    let mut r = dhcp.reservations[0].clone();
+    r.name = "camera".into();
+    r.mac = "02:00:00:00:00:99".parse().unwrap();
+    r.address = "10.9.0.5".parse().unwrap();
+    dhcp.reservations.push(r);
+    enact(
+        &mut c,
+        Edit::Dhcp {
+            if_match: None,
+            dhcp: Some(Box::new(dhcp)),
+        },
+        NOW,
+    )
+    .unwrap();
+    let later = Timestamp(NOW.0 + 61);
+    let p = c.due(later).expect("rollback due");
+    let report = validate(&p.config, later);
+    assert!(
+        !report.has_errors(),
+        "the rollback proposal cannot be installed, so the trial never ends:\n{report}"
+    );
+}

@@ -211,9 +211,16 @@ impl Core {
         let mut cfg = self.config.clone();
         drop_expired(&mut cfg, now);
         t.previous.put(&mut cfg);
+        let kept = keep_dhcp_subnets(&mut cfg, &self.config.lan.subnets);
         let report = validate(&cfg, now);
         let disabled = disable_misfits(&mut cfg, &report);
         let mut detail = "trial not confirmed in time; previous settings restored".to_string();
+        if !kept.is_empty() {
+            detail.push_str(&format!(
+                "; kept LAN subnet {} (the DHCP section, edited since, uses it)",
+                kept.join(", ")
+            ));
+        }
         if !disabled.is_empty() {
             detail.push_str(&format!(
                 "; disabled (do not fit them): {}",
@@ -393,6 +400,30 @@ fn disable_misfits(cfg: &mut Config, report: &Report) -> Vec<String> {
         }
     }
     names
+}
+
+/// A rollback puts the old LAN subnets back; a DHCP pool or reservation the owner put into
+/// one of the trial's subnets meanwhile would then fit no subnet, the rollback would never
+/// validate and the untested settings would stay. Such subnets of the trial (`trial`) are
+/// kept (more LAN, never less reachable); returns them, printed.
+fn keep_dhcp_subnets(cfg: &mut Config, trial: &[crate::config::Ipv4Net]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let Some(d) = cfg.dhcp.clone() else {
+        return kept;
+    };
+    let used = [d.start, d.end]
+        .into_iter()
+        .chain(d.reservations.iter().map(|r| r.address));
+    for addr in used {
+        if cfg.lan.subnets.iter().any(|n| n.contains(addr)) {
+            continue;
+        }
+        if let Some(n) = trial.iter().find(|n| n.contains(addr)) {
+            cfg.lan.subnets.push(*n);
+            kept.push(n.to_string());
+        }
+    }
+    kept
 }
 
 /// `forwards[3].internal_host` with prefix `forwards[` → 3.

@@ -69,6 +69,30 @@ fn serve(t: &Topology, run: &Path, dns: &Dnsmasq) -> Proc {
     p
 }
 
+/// A saved config with a DHCP pool (leases of `lease_secs`), dnsmasq as the image runs it
+/// (S40dnsmasq renders the saved config; its lease file is in the RUN_DIR the daemon reads
+/// and restarts it through), the daemon, the first password set, and a second session.
+fn start(t: &Topology, lease_secs: u32) -> (Dnsmasq, Proc, Api, Session) {
+    let dhcp =
+        json!({ "start": "192.168.1.100", "end": "192.168.1.149", "lease_secs": lease_secs });
+    let cfg = Config::new().to_json().replacen(
+        "  \"forwards\"",
+        &format!("  \"dhcp\": {dhcp},\n  \"forwards\""),
+        1,
+    );
+    let cli = t.cli();
+    std::fs::write(&cli.saved, cfg).expect("write the saved config");
+    let dns = Dnsmasq::start(&t.router, &cli.saved, &t.dir, &[]);
+    let daemon = serve(t, &dns.run_dir, &dns);
+    assert!(web::wait_listening(
+        &t.lan_client,
+        SocketAddr::from((ROUTER_LAN, 80))
+    ));
+    let api = Api::setup(&t.lan_client, sa(ROUTER_LAN, 80));
+    let s = Session::login(&t.lan_client);
+    (dns, daemon, api, s)
+}
+
 fn logs(t: &Topology, dns: &Dnsmasq) -> String {
     let read = |n: &str| std::fs::read_to_string(t.path(n)).unwrap_or_default();
     format!(
@@ -229,24 +253,7 @@ fn wan_reaches(t: &Topology, label: &str) -> bool {
 fn devices_from_real_leases_and_a_forward_that_follows_its_device() {
     require("busybox");
     let mut t = Topology::new();
-    let dhcp = json!({ "start": "192.168.1.100", "end": "192.168.1.149", "lease_secs": 120 });
-    let cfg = Config::new().to_json().replacen(
-        "  \"forwards\"",
-        &format!("  \"dhcp\": {dhcp},\n  \"forwards\""),
-        1,
-    );
-    let cli = t.cli();
-    std::fs::write(&cli.saved, cfg).expect("write the saved config");
-    // dnsmasq as the image runs it (S40dnsmasq renders the saved config), its lease file
-    // in the RUN_DIR the daemon reads and restarts it through.
-    let dns = Dnsmasq::start(&t.router, &cli.saved, &t.dir, &[]);
-    let _daemon = serve(&t, &dns.run_dir, &dns);
-    assert!(web::wait_listening(
-        &t.lan_client,
-        SocketAddr::from((ROUTER_LAN, 80))
-    ));
-    let _api = Api::setup(&t.lan_client, sa(ROUTER_LAN, 80));
-    let s = Session::login(&t.lan_client);
+    let (dns, _daemon, _api, s) = start(&t, 120);
 
     let a = lan_client(&mut t, "ca", MAC_A);
     let b = lan_client(&mut t, "cb", MAC_B);
@@ -353,22 +360,7 @@ fn devices_from_real_leases_and_a_forward_that_follows_its_device() {
 fn a_reservation_of_an_address_another_device_holds_is_refused() {
     require("busybox");
     let mut t = Topology::new();
-    let dhcp = json!({ "start": "192.168.1.100", "end": "192.168.1.149", "lease_secs": 3600 });
-    let cfg = Config::new().to_json().replacen(
-        "  \"forwards\"",
-        &format!("  \"dhcp\": {dhcp},\n  \"forwards\""),
-        1,
-    );
-    let cli = t.cli();
-    std::fs::write(&cli.saved, cfg).expect("write the saved config");
-    let dns = Dnsmasq::start(&t.router, &cli.saved, &t.dir, &[]);
-    let _daemon = serve(&t, &dns.run_dir, &dns);
-    assert!(web::wait_listening(
-        &t.lan_client,
-        SocketAddr::from((ROUTER_LAN, 80))
-    ));
-    let _api = Api::setup(&t.lan_client, sa(ROUTER_LAN, 80));
-    let s = Session::login(&t.lan_client);
+    let (dns, _daemon, _api, s) = start(&t, 3600);
     let b = lan_client(&mut t, "cb", MAC_B);
     let addr_b = lease(&t, &dns, &b, "bravo");
 

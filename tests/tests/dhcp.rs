@@ -25,7 +25,7 @@ use portcullis_e2e::{netns, poll, Topology, ROUTER_LAN, ROUTER_WAN, WAN_HOST};
 
 const CLIENT_MAC: &str = "02:00:5e:10:00:0a";
 const HOSTNAME: &str = "pcxclient";
-const DOMAIN: &str = "home";
+const DOMAIN: &str = "home.lan";
 const UPSTREAM_NAME: &str = "example.test";
 const UPSTREAM_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const FIRST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 60);

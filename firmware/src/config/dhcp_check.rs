@@ -78,6 +78,11 @@ pub(super) fn check(r: &mut Report, cfg: &Config) {
                     res.name.escape_debug()
                 ),
             );
+        } else if res.name.eq_ignore_ascii_case("router") {
+            r.error(
+                format!("{at}.name"),
+                "`router` is the router's own name (router.<domain>)",
+            );
         } else if earlier
             .iter()
             .any(|o| o.name.eq_ignore_ascii_case(&res.name))

@@ -322,3 +322,14 @@ fn a_device_forward_with_dhcp_off_is_flagged() {
         "no word about forwards[0].device: {issues:?}"
     );
 }
+
+/// dnsmasq names the router `router.<domain>`; a device reserved as `router` would take
+/// that name from it.
+#[test]
+fn a_reservation_may_not_be_called_router() {
+    assert_refused(
+        &with(|d| d.reservations[0].name = "Router".into()),
+        "dhcp.reservations[0].name",
+        "router's own name",
+    );
+}

@@ -59,10 +59,20 @@ class BootTimeout(Exception):
     pass
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """n distinct free ports: all sockets stay bound until every port is known (one at a
+    time, the kernel may hand out a port just released: QEMU then refused two forwards on
+    the same host port)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class Guest:
@@ -70,9 +80,10 @@ class Guest:
 
     def __init__(self, arch, kernel, initrds, tmp, append="", log=None):
         self.arch = arch
-        self.ports = {"ui": free_port(), "wan_ui": free_port(), "wan_fwd": free_port()}
+        ports = free_ports(3 + len(ENDIAN_PORTS))
+        self.ports = dict(zip(("ui", "wan_ui", "wan_fwd"), ports))
         # The forwards of endian-test-config.json, by external port.
-        self.fwd_ports = {p: free_port() for p in ENDIAN_PORTS}
+        self.fwd_ports = dict(zip(ENDIAN_PORTS, ports[3:]))
         initrd = os.path.join(tmp, "initrd.cpio")
         with open(initrd, "wb") as out:
             for part in initrds:

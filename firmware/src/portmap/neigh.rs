@@ -10,8 +10,7 @@ const ARP_TABLE: &str = "/proc/net/arp";
 /// The MAC address of `addr` from /proc/net/arp, when the kernel has a complete entry.
 /// None when it has none, or the file cannot be read.
 pub fn mac_of(addr: Ipv4Addr) -> Option<MacAddr> {
-    let text = std::fs::read_to_string(ARP_TABLE).ok()?;
-    parse_arp(&text, addr)
+    parse_arp(&table_text(), addr)
 }
 
 /// Finds `addr` in the text of /proc/net/arp: a header line, then one line per entry,
@@ -25,8 +24,7 @@ pub fn parse_arp(text: &str, addr: Ipv4Addr) -> Option<MacAddr> {
 /// The MACs of complete entries of /proc/net/arp whose address lies in one of `nets`,
 /// sorted, without duplicates (empty when the file cannot be read).
 pub fn macs_in(nets: &[crate::config::Ipv4Net]) -> Vec<MacAddr> {
-    let text = std::fs::read_to_string(ARP_TABLE).unwrap_or_default();
-    parse_arp_in(&text, nets)
+    parse_arp_in(&table_text(), nets)
 }
 
 /// [`macs_in`] over the text of /proc/net/arp.
@@ -50,28 +48,36 @@ pub fn table_text() -> String {
 pub fn parse_arp_on(text: &str, dev: &str) -> Vec<(Ipv4Addr, MacAddr)> {
     text.lines()
         .skip(1)
-        .filter_map(|line| {
+        .filter(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let [ip, _, flags, mac, _, on] = f[..] else {
-                return None;
-            };
-            let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
-            let mac: MacAddr = mac.parse().ok()?;
-            (on == dev && flags & 2 != 0 && mac.0 != [0; 6]).then_some((ip.parse().ok()?, mac))
+            f.len() == 6 && f[5] == dev
         })
+        .filter_map(fields)
+        .filter(|(_, flags, _)| {
+            u32::from_str_radix(flags.trim_start_matches("0x"), 16).is_ok_and(|f| f & 2 != 0)
+        })
+        .map(|(ip, _, mac)| (ip, mac))
         .collect()
 }
 
 /// The complete entries of the table's text (see [`parse_arp`]).
 fn entries(text: &str) -> impl Iterator<Item = (Ipv4Addr, MacAddr)> + '_ {
-    text.lines().skip(1).filter_map(|line| {
-        let mut f = line.split_whitespace();
-        let ip: Ipv4Addr = f.next()?.parse().ok()?;
-        let _hw_type = f.next()?;
-        let flags = f.next()?;
-        let mac: MacAddr = f.next()?.parse().ok()?;
-        (flags != "0x0" && mac.0 != [0; 6]).then_some((ip, mac))
-    })
+    text.lines()
+        .skip(1)
+        .filter_map(fields)
+        .filter(|(_, flags, _)| *flags != "0x0")
+        .map(|(ip, _, mac)| (ip, mac))
+}
+
+/// A table line's address, flags (as printed, `0x2`) and MAC; None when they do not
+/// parse or the MAC is all zeros (an incomplete entry).
+fn fields(line: &str) -> Option<(Ipv4Addr, &str, MacAddr)> {
+    let mut f = line.split_whitespace();
+    let ip: Ipv4Addr = f.next()?.parse().ok()?;
+    let _hw_type = f.next()?;
+    let flags = f.next()?;
+    let mac: MacAddr = f.next()?.parse().ok()?;
+    (mac.0 != [0; 6]).then_some((ip, flags, mac))
 }
 
 #[cfg(test)]

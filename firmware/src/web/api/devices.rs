@@ -2,10 +2,8 @@
 //! leases, the neighbour table and the reservations (`GET /api/v1/devices`), and the
 //! section itself, replaced whole with `If-Match` (`GET`/`PUT`/`DELETE /api/v1/dhcp`).
 
-use serde_json::Value;
-
-use super::{body_object, busy, if_match, issue, App, Call};
-use crate::config::{Config, ConfigError, Dhcp};
+use super::{busy, if_match, section_body, App, Call};
+use crate::config::Dhcp;
 use crate::daemon::{etag, Edit};
 use crate::web::http::Response;
 
@@ -15,13 +13,7 @@ pub(super) fn parse_dhcp(body: &[u8]) -> Result<Option<Dhcp>, Response> {
     if body.trim_ascii() == b"null" {
         return Ok(None);
     }
-    let mut m = body_object(body)?;
-    m.remove("etag");
-    match Config::parse_section("dhcp", &Value::Object(m).to_string()) {
-        Ok(c) => Ok(c.dhcp),
-        Err(ConfigError::Parse { field, message, .. }) => Err(issue(&field, &message)),
-        Err(e) => Err(issue("dhcp", &e.to_string())),
-    }
+    section_body("dhcp", body).map(|c| c.dhcp)
 }
 
 /// `GET /api/v1/devices`: `{"now": unix s, "devices": [...]}` (see `devices::Device`).
@@ -89,6 +81,7 @@ fn put(app: &App, call: &Call<'_>, tag: String, dhcp: Option<Dhcp>) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn field_of(r: &Response) -> String {
         let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();

@@ -432,6 +432,22 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
     }
 }
 
+/// A section's body (`upnp`, `vpn`, `dhcp`: a JSON object; an `etag` field, as the GET
+/// answers carry, is ignored) through the config file's own parser
+/// (`Config::parse_section`): errors name the field as for the file
+/// (`vpn.devices.hosts[0]`), and the binary keeps one copy of each section's deserializer.
+/// Only `section` of the result is meaningful.
+fn section_body(section: &str, body: &[u8]) -> Result<crate::config::Config, Response> {
+    let mut m = body_object(body)?;
+    m.remove("etag");
+    crate::config::Config::parse_section(section, &Value::Object(m).to_string()).map_err(
+        |e| match e {
+            crate::config::ConfigError::Parse { field, message, .. } => issue(&field, &message),
+            e => issue(section, &e.to_string()),
+        },
+    )
+}
+
 fn string_field(m: &Map<String, Value>, name: &str) -> Result<String, Response> {
     match m.get(name) {
         Some(Value::String(s)) => Ok(s.clone()),

@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
 
-use super::{body_object, busy, if_match, invalid, issue, App, Call};
-use crate::config::{Config, ConfigError, PortRange, Timestamp, Upnp};
+use super::{body_object, busy, if_match, invalid, issue, section_body, App, Call};
+use crate::config::{PortRange, Timestamp, Upnp};
 use crate::daemon::{chain, etag, Edit, EditError};
 use crate::portmap::table::{Decision, Revoke};
 use crate::portmap::{Mapping, Proto, Via};
@@ -83,14 +83,7 @@ pub fn exposure_rows(mappings: &[Mapping], now: Timestamp) -> (Vec<Value>, u32, 
 /// The `upnp` section as a PUT body; an error names the field (`upnp.allow[1].hosts[0]`).
 /// An `etag` field (as the GET answer carries next to it) is ignored.
 pub(super) fn parse_upnp(body: &[u8]) -> Result<Upnp, Response> {
-    let mut m = body_object(body)?;
-    m.remove("etag");
-    // Through the config file's own parser (`Config::parse_section`).
-    match Config::parse_section("upnp", &Value::Object(m).to_string()) {
-        Ok(cfg) => Ok(cfg.upnp),
-        Err(ConfigError::Parse { field, message, .. }) => Err(issue(&field, &message)),
-        Err(e) => Err(issue("upnp", &e.to_string())),
-    }
+    section_body("upnp", body).map(|c| c.upnp)
 }
 
 /// The body of `POST /api/v1/upnp/revoke`: `{"host": "192.168.1.10"}` or `{"all": true}`.

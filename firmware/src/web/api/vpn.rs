@@ -8,8 +8,8 @@
 
 use serde_json::{json, Value};
 
-use super::{body_object, if_match, issue, App, Call};
-use crate::config::{Config, ConfigError, PortRange, Vpn};
+use super::{body_object, if_match, issue, section_body, App, Call};
+use crate::config::{PortRange, Vpn};
 use crate::daemon::{etag, Edit};
 use crate::vpn::conf::{self, ConfError};
 use crate::vpn::view::VpnView;
@@ -18,16 +18,9 @@ use crate::web::http::Response;
 /// The `vpn` section as a PUT body; an error names the field (`vpn.devices.hosts[0]`).
 /// An `etag` field (as the GET answer carries next to it) is ignored.
 pub(super) fn parse_vpn(body: &[u8]) -> Result<Vpn, Response> {
-    let mut m = body_object(body)?;
-    m.remove("etag");
-    // Through the config file's own parser: the same field names in errors, and one
-    // copy of the section's deserializer in the binary.
-    match Config::parse_section("vpn", &Value::Object(m).to_string()) {
-        Ok(Config { vpn: Some(v), .. }) => Ok(v),
-        Ok(_) => Err(issue("vpn", "required (the section)")),
-        Err(ConfigError::Parse { field, message, .. }) => Err(issue(&field, &message)),
-        Err(e) => Err(issue("vpn", &e.to_string())),
-    }
+    section_body("vpn", body)?
+        .vpn
+        .ok_or_else(|| issue("vpn", "required (the section)"))
 }
 
 /// The `conf` string of an import body (`{"conf": "<the .conf text>"}`).

@@ -178,7 +178,7 @@ fn lan_subnet(cfg: &Config, a: Ipv4Addr) -> Result<&Ipv4Net, &'static str> {
         .iter()
         .find(|n| n.contains(a))
         .ok_or("not inside a LAN subnet (lan.subnets)")?;
-    if n.prefix_len() <= 30 && (a == n.network() || a == n.broadcast()) {
+    if n.is_network_or_broadcast(a) {
         return Err("the network or broadcast address of its LAN subnet");
     }
     Ok(n)

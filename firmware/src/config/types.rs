@@ -242,6 +242,12 @@ impl Ipv4Net {
         u32::from(a) & self.mask() == u32::from(self.addr) & self.mask()
     }
 
+    /// Is `a` this prefix's network or broadcast address, which no host can have? Never
+    /// for /31 and /32, whose every address is a host (RFC 3021).
+    pub fn is_network_or_broadcast(&self, a: Ipv4Addr) -> bool {
+        self.prefix_len() <= 30 && (a == self.network() || a == self.broadcast())
+    }
+
     /// Do the two prefixes share at least one address?
     pub fn overlaps(&self, other: &Ipv4Net) -> bool {
         let (a, b) = (self.span(), other.span());

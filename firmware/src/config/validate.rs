@@ -402,14 +402,10 @@ fn check_forward(r: &mut Report, cfg: &Config, at: &str, f: &Forward, now: Times
             format!("{at}.{field}"),
             format!("{host} is not inside a LAN subnet ({})", subnets(cfg)),
         ),
-        Some((field, Some(n)))
-            if n.prefix_len() <= 30 && (host == n.network() || host == n.broadcast()) =>
-        {
-            r.error(
-                format!("{at}.{field}"),
-                format!("{host} is the network or broadcast address of {n}"),
-            )
-        }
+        Some((field, Some(n))) if n.is_network_or_broadcast(host) => r.error(
+            format!("{at}.{field}"),
+            format!("{host} is the network or broadcast address of {n}"),
+        ),
         Some(_) => {}
     }
     for (j, a) in f.allow_from.iter().enumerate() {

@@ -146,7 +146,7 @@ fn check_forward_to(r: &mut Report, lan: &[Ipv4Net], to: Ipv4Addr) {
             "vpn.port_forward.to",
             format!("{to} is not inside a LAN subnet"),
         ),
-        Some(n) if n.prefix_len() <= 30 && (to == n.network() || to == n.broadcast()) => r.error(
+        Some(n) if n.is_network_or_broadcast(to) => r.error(
             "vpn.port_forward.to",
             format!("{to} is the network or broadcast address of {n}"),
         ),

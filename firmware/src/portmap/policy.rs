@@ -82,10 +82,10 @@ impl Policy {
     /// the subnet's network or broadcast address.
     pub fn usable_host(&self, addr: Ipv4Addr) -> bool {
         !self.router.contains(&addr)
-            && self.lan.iter().any(|n| {
-                n.contains(addr)
-                    && (n.prefix_len() >= 31 || (addr != n.network() && addr != n.broadcast()))
-            })
+            && self
+                .lan
+                .iter()
+                .any(|n| n.contains(addr) && !n.is_network_or_broadcast(addr))
     }
 
     /// Whether a rule allows mapping `m` as it is.

@@ -209,6 +209,48 @@ def await_boot(g, timeout, res):
         return None
 
 
+def guest_test_parser(doc, overlay_help):
+    """The arguments of the end-to-end guest tests (vpn_test.py, dhcp_test.py)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", required=True, choices=["mipsel", "aarch64", "armhf"])
+    p.add_argument("--image", required=True, help="dir with kernel and initramfs.cpio")
+    p.add_argument("--test-overlay", required=True, help=overlay_help)
+    p.add_argument("--boot-timeout", type=float, default=150)
+    p.add_argument("--scale", type=float, default=None, help="timeout factor (default 1, mipsel 2.5)")
+    return p
+
+
+def run_guest_test(name, args, run):
+    """Runs run(args, res, tmp) with a temp dir that is always removed (also on SIGTERM),
+    prints `NAME-ARCH: P passed, F failed` and returns the exit status."""
+    if args.scale is None:
+        args.scale = 2.5 if args.arch == "mipsel" else 1.0
+    res = Results(args.arch)
+    tmp = tempfile.mkdtemp(prefix=f"portcullis-{name}-")
+    old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        run(args, res, tmp)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{name}-{args.arch}: {res.passed} passed, {res.failed} failed", flush=True)
+    return 1 if res.failed else 0
+
+
+def end_guest(g, res, logf, t0, diagnose):
+    """The end of a guest test on every path: after a failure, `diagnose()` while the guest
+    still runs; QEMU killed and its log file closed; after a failure, the serial log."""
+    try:
+        if res.failed and g.proc.poll() is None:
+            diagnose()
+    finally:
+        g.kill()
+        logf.close()
+    if res.failed:
+        print_log(g, "test failed")
+    print(f"     (total {time.monotonic() - t0:.0f}s)", flush=True)
+
+
 def boot_test(args, res, tmp):
     initrds = [os.path.join(args.image, "initramfs.cpio"), args.test_overlay]
     logf = open(os.path.join(tmp, "serial.log"), "wb")

@@ -22,15 +22,11 @@ Each check prints `ok   ARCH: ...` or `FAIL ARCH: ...`; on failure the guest's d
 serial log are printed. Synchronisation is by polling with bounds (scaled by --scale).
 Only the Python standard library is used; boot_test.Guest drives the serial console.
 """
-import argparse
 import base64
 import json
 import os
 import re
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import traceback
 
@@ -248,37 +244,12 @@ def run(args, res, tmp):
         rc, out = v.lan(f"down {tag}")
         v.check(rc == 0, "client and upstream namespaces removed", out)
     finally:
-        try:
-            if res.failed and g.proc.poll() is None:
-                diagnostics(v)
-        finally:
-            g.kill()
-            logf.close()
-        if res.failed:
-            bt.print_log(g, "test failed")
-        print(f"     (total {time.monotonic() - t0:.0f}s)", flush=True)
+        bt.end_guest(g, res, logf, t0, lambda: diagnostics(v))
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", required=True, choices=["mipsel", "aarch64", "armhf"])
-    p.add_argument("--image", required=True, help="dir with kernel and initramfs.cpio")
-    p.add_argument("--test-overlay", required=True, help="test-overlay.cpio")
-    p.add_argument("--boot-timeout", type=float, default=150)
-    p.add_argument("--scale", type=float, default=None, help="timeout factor (default 1, mipsel 2.5)")
-    args = p.parse_args()
-    if args.scale is None:
-        args.scale = 2.5 if args.arch == "mipsel" else 1.0
-    res = bt.Results(args.arch)
-    tmp = tempfile.mkdtemp(prefix="portcullis-dhcp-")
-    old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        run(args, res, tmp)
-    finally:
-        signal.signal(signal.SIGTERM, old)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"dhcp-{args.arch}: {res.passed} passed, {res.failed} failed", flush=True)
-    return 1 if res.failed else 0
+    p = bt.guest_test_parser(__doc__, "test-overlay.cpio")
+    return bt.run_guest_test("dhcp", p.parse_args(), run)
 
 
 if __name__ == "__main__":

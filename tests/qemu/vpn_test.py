@@ -20,14 +20,10 @@ same run (throughput, ping RTT) and the time from import to the first handshake.
 Synchronisation is by polling with bounds (scaled by --scale for slower guests), never by sleeps.
 Only the Python standard library is used; boot_test.Guest drives the serial console.
 """
-import argparse
 import json
 import os
 import re
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import traceback
 
@@ -432,40 +428,15 @@ def run(args, res, tmp):
                        "ps -o pid,ppid,comm 2>/dev/null || ps")
         v.check(rc == 0, "process list at the end (portcullis' children, ps)", out)
     finally:
-        try:
-            if res.failed and g.proc.poll() is None:
-                diagnostics(v)
-        finally:
-            g.kill()
-            logf.close()
-        if res.failed:
-            bt.print_log(g, "test failed")
-        print(f"     (total {time.monotonic() - t0:.0f}s)", flush=True)
+        bt.end_guest(g, res, logf, t0, lambda: diagnostics(v))
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", required=True, choices=["mipsel", "aarch64", "armhf"])
-    p.add_argument("--image", required=True, help="dir with kernel and initramfs.cpio")
-    p.add_argument("--test-overlay", required=True, help="test-overlay.cpio (with wg and pcx-guest)")
-    p.add_argument("--boot-timeout", type=float, default=150)
-    p.add_argument("--scale", type=float, default=None, help="timeout factor (default 1, mipsel 2.5)")
+    p = bt.guest_test_parser(__doc__, "test-overlay.cpio (with wg and pcx-guest)")
     p.add_argument("--bench", action="store_true")
     p.add_argument("--selfcheck-only", action="store_true",
                    help="only the topology self-check and the plain path (needs no VPN firmware)")
-    args = p.parse_args()
-    if args.scale is None:
-        args.scale = 2.5 if args.arch == "mipsel" else 1.0
-    res = bt.Results(args.arch)
-    tmp = tempfile.mkdtemp(prefix="portcullis-vpn-")
-    old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        run(args, res, tmp)
-    finally:
-        signal.signal(signal.SIGTERM, old)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"vpn-{args.arch}: {res.passed} passed, {res.failed} failed", flush=True)
-    return 1 if res.failed else 0
+    return bt.run_guest_test("vpn", p.parse_args(), run)
 
 
 if __name__ == "__main__":

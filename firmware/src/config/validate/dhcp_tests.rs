@@ -2,10 +2,10 @@
 
 use std::net::Ipv4Addr;
 
+use super::tests::{assert_refused, errors, NOW};
 use super::*;
 use crate::config::{Config, MacAddr};
 
-const NOW: Timestamp = Timestamp(1_795_888_800); // 2026-11-28T18:00:00Z
 const MAC: &str = "aa:bb:cc:dd:ee:01";
 
 fn base() -> Config {
@@ -26,23 +26,6 @@ fn base() -> Config {
     }}"#
     ))
     .unwrap()
-}
-
-fn errors(cfg: &Config) -> Vec<String> {
-    validate(cfg, NOW)
-        .errors()
-        .map(|i| format!("{}: {}", i.field, i.message))
-        .collect()
-}
-
-#[track_caller]
-fn assert_refused(cfg: &Config, field: &str, needle: &str) {
-    let errs = errors(cfg);
-    assert!(
-        errs.iter()
-            .any(|e| e.starts_with(&format!("{field}: ")) && e.contains(needle)),
-        "expected an error on {field} mentioning {needle:?}, got {errs:#?}"
-    );
 }
 
 fn with(f: impl FnOnce(&mut crate::config::Dhcp)) -> Config {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::config::{Config, Protocol};
 
-const NOW: Timestamp = Timestamp(1_795_888_800); // 2026-11-28T18:00:00Z
+pub(super) const NOW: Timestamp = Timestamp(1_795_888_800); // 2026-11-28T18:00:00Z
 
 fn base() -> Config {
     Config::parse(
@@ -26,14 +26,15 @@ fn base() -> Config {
 }
 
 /// The errors of a config, as "field: message" lines.
-fn errors(cfg: &Config) -> Vec<String> {
+pub(super) fn errors(cfg: &Config) -> Vec<String> {
     validate(cfg, NOW)
         .errors()
         .map(|i| format!("{}: {}", i.field, i.message))
         .collect()
 }
 
-fn assert_refused(cfg: &Config, field: &str, needle: &str) {
+#[track_caller]
+pub(super) fn assert_refused(cfg: &Config, field: &str, needle: &str) {
     let errs = errors(cfg);
     assert!(
         errs.iter()
